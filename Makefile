@@ -1,0 +1,41 @@
+# Soul KG CRM. `make run` and `make test` work on a fresh machine with Python, pip and npm.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
+
+.PHONY: run test psql lint protos protos-check install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## make run: embedded PostgreSQL (or DATABASE_URL) + migrations + every service, foreground.
+run: $(STAMP)
+	$(PY) tools/devstack.py run
+
+## make test: the whole suite against a throwaway PostgreSQL (or DATABASE_URL's server).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make psql: psql on the development database as the owner role; SQL on stdin runs and exits.
+psql: $(STAMP)
+	@$(PY) tools/devstack.py psql
+
+## make lint: ruff, buf lint and the generated-code drift check.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	bash tools/lint_protos.sh
+	$(PY) tools/gen_protos.py --check
+
+## make protos: regenerate gen/python from protos/ (commit the result).
+protos: $(STAMP)
+	$(PY) tools/gen_protos.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

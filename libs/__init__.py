@@ -1,0 +1,1 @@
+"""Shared code of the Soul KG CRM services: written once, used by every service."""

@@ -1,0 +1,2 @@
+"""Database plumbing: the embedded dev/test PostgreSQL, role and database provisioning,
+migrations, and connection URLs."""

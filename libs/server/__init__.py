@@ -1,0 +1,1 @@
+"""Shared server bootstrap: every service starts through `libs.server.bootstrap`."""

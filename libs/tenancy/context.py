@@ -1,0 +1,68 @@
+"""The caller of the current RPC, carried in contextvars set by the server interceptor."""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from uuid import UUID
+
+from libs.errors import PermissionDenied, Unauthenticated
+
+PRINCIPAL_USER = "user"
+PRINCIPAL_SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A verified caller: a user of one organization, or a service acting for one."""
+
+    organization_id: UUID
+    subject: str  # user id, or "service:<name>"
+    kind: str  # PRINCIPAL_USER or PRINCIPAL_SERVICE
+    role: str | None  # UserRole label ("ADMIN", "MANAGER", ...) for users
+    token: str  # the raw bearer token, forwarded on calls to other services
+    expires_at: float  # unix time
+
+    @property
+    def user_id(self) -> UUID | None:
+        return UUID(self.subject) if self.kind == PRINCIPAL_USER else None
+
+
+_principal: ContextVar[Principal | None] = ContextVar("soulkg_principal", default=None)
+# Absolute time.monotonic() by which the current call must finish (None: no deadline).
+_deadline: ContextVar[float | None] = ContextVar("soulkg_deadline", default=None)
+
+
+def current_principal() -> Principal | None:
+    return _principal.get()
+
+
+def require_principal() -> Principal:
+    principal = _principal.get()
+    if principal is None:
+        raise Unauthenticated("authentication required", reason="MISSING_TOKEN")
+    return principal
+
+
+def require_role(*roles: str) -> Principal:
+    """The caller, if it is a user with one of `roles`; PERMISSION_DENIED otherwise."""
+    principal = require_principal()
+    if principal.kind != PRINCIPAL_USER or principal.role not in roles:
+        raise PermissionDenied("this method needs the role " + " or ".join(roles),
+                               reason="ROLE_REQUIRED", metadata={"roles": ",".join(roles)})
+    return principal
+
+
+def set_principal(principal: Principal | None):
+    return _principal.set(principal)
+
+
+def set_deadline(time_remaining: float | None):
+    return _deadline.set(None if time_remaining is None else time.monotonic() + time_remaining)
+
+
+def time_remaining() -> float | None:
+    """Seconds left before the caller's deadline, or None when it set none."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()

@@ -1,0 +1,55 @@
+"""Test fixtures: a real PostgreSQL (a throwaway embedded one unless DATABASE_URL is set),
+provisioned and migrated once per run; real gRPC servers on ephemeral ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from libs.db import migrate
+from libs.db.embedded import EmbeddedPostgres
+from libs.db.provision import DatabaseUrls, drop_database, provision
+
+ROLE_PASSWORDS = {"owner": secrets.token_urlsafe(16), "app": secrets.token_urlsafe(16)}
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """URL of a role that may create roles and databases on the test server."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    with tempfile.TemporaryDirectory(prefix="soulkg-test-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp)).start()
+        try:
+            yield server.admin_url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
+    """Factory: a fresh, provisioned but unmigrated database, dropped at the end of the run."""
+    created: list[str] = []
+
+    def _make(label: str) -> DatabaseUrls:
+        name = f"soulkg_test_{label}_{secrets.token_hex(4)}"
+        created.append(name)
+        return provision(admin_url, name, ROLE_PASSWORDS["owner"], ROLE_PASSWORDS["app"])
+
+    yield _make
+    for name in created:
+        drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def database(make_database: Callable[[str], DatabaseUrls]) -> DatabaseUrls:
+    """The suite's database, migrated to head. Tests that write use their own organizations."""
+    urls = make_database("main")
+    migrate.upgrade(urls.owner)
+    return urls

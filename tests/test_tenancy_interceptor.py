@@ -1,0 +1,174 @@
+"""The tenancy interceptor over a real gRPC channel: which tokens get in, and what the
+handler sees. A tiny generic service (raw bytes) stands in for a business method."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import grpc
+import jwt
+import pytest
+from grpc import aio
+
+from libs.errors import InvalidArgument
+from libs.server.bootstrap import Resources, ServiceDefinition, start_server
+from libs.tenancy import context as tenancy_context
+from libs.tenancy.database import TenantDatabase
+from libs.tenancy.tokens import ALGORITHM, AUDIENCE, ISSUER, public_key_pem
+from tests.helpers import error_info, field_violations, new_signer, user_token, verifier_for
+
+SERVICE = "soulkg.test.v1.ProbeService"
+
+
+def _register(server: aio.Server, resources: Resources) -> None:
+    async def who_am_i(request: bytes, context) -> bytes:
+        principal = tenancy_context.require_principal()
+        async with resources.db.transaction() as conn:
+            org_seen = await conn.fetchval("select current_setting('app.current_organization_id')")
+            timeout = await conn.fetchval("select current_setting('statement_timeout')")
+        return json.dumps({"org": str(principal.organization_id), "role": principal.role,
+                           "org_seen": org_seen, "timeout": timeout}).encode()
+
+    async def public_ping(request: bytes, context) -> bytes:
+        return b"pong" if tenancy_context.current_principal() is None else b"principal?"
+
+    async def bad_input(request: bytes, context) -> bytes:
+        raise InvalidArgument.field("phone", "must be E.164")
+
+    async def boom(request: bytes, context) -> bytes:
+        raise RuntimeError("secret internal detail")
+
+    async def sql_error(request: bytes, context) -> bytes:
+        async with resources.db.transaction() as conn:
+            await conn.execute("select 'not-a-uuid'::uuid")
+        return b""
+
+    handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in {
+        "WhoAmI": who_am_i, "PublicPing": public_ping, "BadInput": bad_input, "Boom": boom,
+        "SqlError": sql_error}.items()}
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return new_signer("kid-1")
+
+
+@pytest.fixture(scope="module")
+async def probe(database, signer):
+    db = await TenantDatabase.connect(database.app, min_size=1, max_size=4)
+    definition = ServiceDefinition(name="probe", default_port=0, service_names=[SERVICE], register=_register,
+                                   public_methods=frozenset({f"/{SERVICE}/PublicPing"}))
+    running = await start_server(definition, Resources(db=db, verifier=verifier_for(signer)))
+    channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield channel
+    await channel.close()
+    await running.stop(0)
+    await db.close()
+
+
+async def call(channel: aio.Channel, method: str, token: str | None = None, timeout: float = 5):
+    metadata = [("authorization", f"Bearer {token}")] if token is not None else None
+    return await channel.unary_unary(f"/{SERVICE}/{method}")(b"", metadata=metadata, timeout=timeout)
+
+
+async def test_valid_token_reaches_handler_with_its_organization(probe, signer):
+    org = uuid.uuid4()
+    reply = json.loads(await call(probe, "WhoAmI", user_token(signer, org, role="MANAGER")))
+    assert reply["org"] == str(org)
+    assert reply["org_seen"] == str(org)
+    assert reply["role"] == "MANAGER"
+
+
+async def test_statement_timeout_follows_the_callers_deadline(probe, signer):
+    reply = json.loads(await call(probe, "WhoAmI", user_token(signer, uuid.uuid4()), timeout=2))
+    timeout_ms = int(reply["timeout"].removesuffix("ms"))
+    assert 1000 < timeout_ms <= 2000
+
+
+async def test_public_method_needs_no_token(probe):
+    assert await call(probe, "PublicPing") == b"pong"
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _claims(org: uuid.UUID, **overrides) -> dict:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()), "org": str(org), "role": "ADMIN",
+              "kind": "user", "iat": now, "exp": now + 300}
+    claims.update(overrides)
+    return claims
+
+
+def _bad_tokens(signer) -> dict[str, str | None]:
+    org = uuid.uuid4()
+    other = new_signer("kid-1")  # same kid, different key
+    good = user_token(signer, org)
+    header, payload, signature = good.split(".")
+    tampered_payload = _b64({**jwt.decode(good, options={"verify_signature": False}), "org": str(uuid.uuid4())})
+    public_pem = public_key_pem(signer._key.public_key())
+    return {
+        "no token": None,
+        "garbage": "not-a-jwt",
+        "empty bearer": "",
+        "alg none": _b64({"alg": "none", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org)) + ".",
+        "signed by another key": user_token(other, org),
+        "hmac with the public key": _b64({"alg": "HS256", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org))
+        + "." + base64.urlsafe_b64encode(__import__("hmac").new(public_pem, (
+            _b64({"alg": "HS256", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org))).encode(),
+            "sha256").digest()).rstrip(b"=").decode(),
+        "expired": jwt.encode(_claims(org, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
+                              signer._key, algorithm=ALGORITHM, headers={"kid": "kid-1"}),
+        "wrong audience": jwt.encode(_claims(org, aud="someone-else"), signer._key, algorithm=ALGORITHM,
+                                     headers={"kid": "kid-1"}),
+        "wrong issuer": jwt.encode(_claims(org, iss="evil"), signer._key, algorithm=ALGORITHM,
+                                   headers={"kid": "kid-1"}),
+        "missing exp": jwt.encode({k: v for k, v in _claims(org).items() if k != "exp"}, signer._key,
+                                  algorithm=ALGORITHM, headers={"kid": "kid-1"}),
+        "unknown kid": jwt.encode(_claims(org), signer._key, algorithm=ALGORITHM, headers={"kid": "kid-2"}),
+        "tampered payload": f"{header}.{tampered_payload}.{signature}",
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_tokens(new_signer("kid-1")).keys()))
+async def test_rejected_tokens(probe, signer, case):
+    token = _bad_tokens(signer)[case]
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call(probe, "WhoAmI", token)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    info = error_info(caught.value)
+    assert info is not None and info.domain == "soulkg.dev" and info.reason
+
+
+def test_key_rotation_two_keys_valid_at_once():
+    old, new = new_signer("old"), new_signer("new")
+    verifier = verifier_for(old, new)
+    org = uuid.uuid4()
+    assert verifier.verify(user_token(old, org)).organization_id == org
+    assert verifier.verify(user_token(new, org)).organization_id == org
+
+
+async def test_domain_error_becomes_invalid_argument_with_field_violation(probe, signer):
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call(probe, "BadInput", user_token(signer, uuid.uuid4()))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {"phone": "must be E.164"}
+
+
+async def test_unexpected_exception_is_internal_without_leaking(probe, signer):
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call(probe, "Boom", user_token(signer, uuid.uuid4()))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (caught.value.details() or "")
+
+
+async def test_postgres_data_error_is_invalid_argument_not_internal(probe, signer):
+    with pytest.raises(aio.AioRpcError) as caught:
+        await call(probe, "SqlError", user_token(signer, uuid.uuid4()))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "uuid" not in (caught.value.details() or "")
