@@ -53,3 +53,44 @@ def database(make_database: Callable[[str], DatabaseUrls]) -> DatabaseUrls:
     urls = make_database("main")
     migrate.upgrade(urls.owner)
     return urls
+
+
+# --- services ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory) -> Path:
+    """A signing key pair plus a trusted internal service ("webhook") key, as make run makes."""
+    from libs.tenancy.tokens import generate_key_pair
+
+    directory = tmp_path_factory.mktemp("keys")
+    generate_key_pair(directory, kid="test-1")
+    generate_key_pair(directory / "services-private", kid="webhook")
+    (directory / "services").mkdir()
+    (directory / "services-private" / "webhook.pub.pem").rename(directory / "services" / "webhook.pub.pem")
+    return directory
+
+
+@pytest.fixture(scope="session")
+async def app_db(database):
+    from libs.tenancy.database import TenantDatabase
+
+    db = await TenantDatabase.connect(database.app, min_size=1, max_size=10)
+    yield db
+    await db.close()
+
+
+@pytest.fixture(scope="session")
+async def identity_channel(app_db, keys_dir):
+    """The identity service on a real port, as its server.py builds it."""
+    from grpc import aio
+
+    from libs.server.bootstrap import Resources, start_server
+    from libs.tenancy.tokens import TokenVerifier, load_public_keys
+    from services.identity.server import DEFINITION
+
+    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)), keys_dir=keys_dir)
+    running = await start_server(DEFINITION, resources)
+    channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield channel
+    await channel.close()
+    await running.stop(0)

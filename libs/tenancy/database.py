@@ -23,6 +23,10 @@ DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 # Keep a little of the caller's deadline for the reply to travel back.
 DEADLINE_MARGIN_MS = 20
 
+# Pass as organization_id for a transaction that sees no tenant rows at all (the policies'
+# app.current_org() is NULL): for the narrow SECURITY DEFINER lookups made before login.
+NO_ORGANIZATION = ""
+
 _BEGIN_SQL = ("select set_config('app.current_organization_id', $1, true), "
               "set_config('statement_timeout', $2, true)")
 
@@ -52,7 +56,7 @@ class TenantDatabase:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self, organization_id: UUID | None = None, *,
+    async def transaction(self, organization_id: UUID | str | None = None, *,
                           readonly: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A transaction as `organization_id`, by default the calling principal's organization."""
         org = organization_id if organization_id is not None else require_principal().organization_id

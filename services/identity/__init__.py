@@ -1,0 +1,1 @@
+"""identity: sign-up, login, tokens, organizations, users and roles (soulkg.identity.v1)."""
