@@ -106,7 +106,7 @@ def run() -> int:
 
     children: dict[str, subprocess.Popen] = {}
     try:
-        for name, port in SERVICES.items():
+        for name in SERVICES:
             if not (REPO / "services" / name / "server.py").exists():
                 continue
             children[name] = subprocess.Popen(

@@ -42,8 +42,9 @@ def _make_reachable(path: Path) -> None:
     """Let the unprivileged PostgreSQL user traverse every parent folder and read the binaries."""
     if os.geteuid() != 0:
         return
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
     import stat
+
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
     ensure_prefix_permissions(path)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
@@ -116,7 +117,7 @@ class EmbeddedPostgres:
             pass
         return None
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._init_cluster()
         else:

@@ -14,7 +14,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from libs.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from libs.pagination import PageTokenCodec, page_size
 from libs.tenancy.context import PRINCIPAL_SERVICE, Principal
 from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase

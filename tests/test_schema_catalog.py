@@ -1,0 +1,270 @@
+"""Tenancy and schema invariants, read from pg_catalog of the migrated database."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from libs.db.provision import APP_ROLE, OWNER_ROLE
+
+ORGANIZATIONS = "organizations"
+# Alembic's bookkeeping table lives in public but holds no product data; the app role has no
+# privilege on it (checked below).
+NOT_PRODUCT_TABLES = {"alembic_version"}
+# The one index on a tenant table not led by organization_id: identity looks a presented
+# refresh token up by its hash before it knows the organization.
+GLOBAL_INDEXES = {"uq_refresh_tokens_token_hash"}
+
+# Every index and unique constraint of the seed -> the key columns of the index that serves it
+# here (an index whose leading columns are these; for unique ones, exactly these and unique).
+SEED_INDEXES: list[tuple[str, str, tuple[str, ...], bool]] = [
+    ("organizations", "slug @unique", ("slug",), True),
+    ("users", "@@unique([organizationId, email])", ("organization_id", "email"), True),
+    ("users", "@@index([organizationId])", ("organization_id",), False),
+    ("users", "@@index([email])", ("organization_id", "email"), False),
+    ("clients", "@@unique([organizationId, phone])", ("organization_id", "phone"), True),
+    ("clients", "@@index([organizationId])", ("organization_id",), False),
+    ("clients", "@@index([organizationId, status])", ("organization_id", "status"), False),
+    ("clients", "@@index([organizationId, phone])", ("organization_id", "phone"), False),
+    ("clients", "@@index([organizationId, createdAt])", ("organization_id", "created_at"), False),
+    ("conversations", "@@index([organizationId, clientId])", ("organization_id", "client_id"), False),
+    ("conversations", "@@index([organizationId, status])", ("organization_id", "status"), False),
+    ("conversations", "@@index([organizationId, lastMessageAt])",
+     ("organization_id", "last_message_at"), False),
+    ("messages", "@@index([organizationId, conversationId])",
+     ("organization_id", "conversation_id"), False),
+    ("messages", "@@index([organizationId, createdAt])", ("organization_id", "created_at"), False),
+    ("messages", "@@index([conversationId, createdAt])",
+     ("organization_id", "conversation_id", "created_at"), False),
+    ("messages", "@@index([whatsappMessageId])", ("organization_id", "whatsapp_message_id"), True),
+    ("client_status_history", "@@index([organizationId, clientId])",
+     ("organization_id", "client_id"), False),
+    ("client_status_history", "@@index([organizationId, createdAt])",
+     ("organization_id", "created_at"), False),
+    ("products", "@@index([organizationId])", ("organization_id",), False),
+    ("products", "@@index([organizationId, isActive])", ("organization_id", "is_active"), False),
+    ("partners", "@@index([organizationId])", ("organization_id",), False),
+    ("partners", "@@index([organizationId, isAvailable])", ("organization_id", "is_available"), False),
+    ("client_products", "@@unique([clientId, productId])",
+     ("organization_id", "client_id", "product_id"), True),
+    ("client_products", "@@index([clientId])", ("organization_id", "client_id"), False),
+    ("client_products", "@@index([productId])", ("organization_id", "product_id"), False),
+    ("tours", "@@index([organizationId, productId])", ("organization_id", "product_id"), False),
+    ("tours", "@@index([organizationId, startDate])", ("organization_id", "start_date"), False),
+    ("tours", "@@index([organizationId, status])", ("organization_id", "status"), False),
+    ("tours", "@@index([startDate, endDate])", ("organization_id", "start_date", "end_date"), False),
+    ("client_tours", "@@unique([clientId, tourId])", ("organization_id", "client_id", "tour_id"), True),
+    ("client_tours", "@@index([clientId])", ("organization_id", "client_id"), False),
+    ("client_tours", "@@index([tourId])", ("organization_id", "tour_id"), False),
+    ("agent_configurations", "@@unique([organizationId, agentType, name])",
+     ("organization_id", "agent_type", "name"), True),
+    ("agent_configurations", "@@index([organizationId, agentType])",
+     ("organization_id", "agent_type"), False),
+    ("agent_configurations", "@@index([organizationId, isActive])",
+     ("organization_id", "is_active"), False),
+    ("prompt_variants", "@@index([organizationId, agentType])", ("organization_id", "agent_type"), False),
+    ("prompt_variants", "@@index([organizationId, isActive])", ("organization_id", "is_active"), False),
+    ("experiments", "@@index([organizationId, status])", ("organization_id", "status"), False),
+    ("experiments", "@@index([organizationId, agentType])", ("organization_id", "agent_type"), False),
+    ("dialogue_analysis", "@@index([organizationId, createdAt])", ("organization_id", "created_at"), False),
+    ("dialogue_analysis", "@@index([organizationId, analysisType])",
+     ("organization_id", "analysis_type"), False),
+    ("whatsapp_sessions", "organizationId @unique", ("organization_id",), True),
+    # Not in the seed (DESIGN.md section 4 and identity's refresh tokens), required all the same.
+    ("experiment_variants", "experiment <-> prompt variant, once",
+     ("organization_id", "experiment_id", "prompt_variant_id"), True),
+    ("refresh_tokens", "token hash", ("token_hash",), True),
+    ("refresh_tokens", "tokens of a user", ("organization_id", "user_id"), False),
+    ("refresh_tokens", "token family", ("organization_id", "family_id"), False),
+]
+
+INDEXES_QUERY = """
+    select t.relname, i.relname, ix.indisunique, ix.indpred is not null,
+           array(select a.attname
+                 from unnest(ix.indkey[0:ix.indnkeyatts - 1]) with ordinality k(attnum, ord)
+                 join pg_attribute a on a.attrelid = ix.indrelid and a.attnum = k.attnum
+                 order by k.ord)
+    from pg_index ix
+    join pg_class t on t.oid = ix.indrelid
+    join pg_class i on i.oid = ix.indexrelid
+    where t.relnamespace = 'public'::regnamespace
+"""
+
+
+@pytest.fixture(scope="module")
+def conn(database):
+    with psycopg.connect(database.admin, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def tables(conn) -> list[str]:
+    rows = conn.execute("select relname from pg_class where relnamespace = 'public'::regnamespace"
+                        " and relkind in ('r', 'p') order by 1").fetchall()
+    return [name for (name,) in rows if name not in NOT_PRODUCT_TABLES]
+
+
+@pytest.fixture(scope="module")
+def tenant_tables(tables) -> list[str]:
+    return [name for name in tables if name != ORGANIZATIONS]
+
+
+@pytest.fixture(scope="module")
+def indexes(conn) -> list[tuple[str, str, bool, bool, list[str]]]:
+    return conn.execute(INDEXES_QUERY).fetchall()
+
+
+def test_the_product_tables_are_there(tables):
+    assert len(tables) == 18  # the seed's 15, experiment_variants, refresh_tokens, organizations
+
+
+def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tables):
+    for table in tables:
+        enabled, forced = conn.execute(
+            "select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass",
+            [table]).fetchone()
+        assert (enabled, forced) == (True, True), table
+        # What applies to the services: exactly the tenant policy. (Policies for other roles,
+        # such as the owner's behind identity's SECURITY DEFINER functions, may exist too.)
+        policies = conn.execute(
+            "select policyname, permissive, roles::text[], cmd, qual, with_check from pg_policies"
+            " where schemaname = 'public' and tablename = %s"
+            " and (%s = any(roles) or 'public' = any(roles))", [table, APP_ROLE]).fetchall()
+        key = "id" if table == ORGANIZATIONS else "organization_id"
+        check = f"({key} = ( SELECT app.current_org() AS current_org))"
+        assert policies == [(f"{table}_tenant_isolation", "PERMISSIVE", [APP_ROLE], "ALL", check, check)]
+
+
+def test_tenant_tables_are_keyed_by_organization(conn, tenant_tables):
+    for table in tenant_tables:
+        notnull = conn.execute(
+            "select attnotnull from pg_attribute where attrelid = %s::regclass"
+            " and attname = 'organization_id'", [table]).fetchone()
+        assert notnull == (True,), table
+        pk = conn.execute(
+            "select pg_get_constraintdef(oid) from pg_constraint"
+            " where conrelid = %s::regclass and contype = 'p'", [table]).fetchone()
+        assert pk == ("PRIMARY KEY (organization_id, id)",), table
+        to_org = conn.execute(
+            "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass"
+            " and contype = 'f' and confrelid = 'organizations'::regclass", [table]).fetchall()
+        assert to_org == [("FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE CASCADE",)]
+
+
+def test_every_index_on_a_tenant_table_leads_with_organization_id(indexes, tenant_tables):
+    offenders = [(table, name, columns) for table, name, _, _, columns in indexes
+                 if table in tenant_tables and columns[:1] != ["organization_id"]
+                 and name not in GLOBAL_INDEXES]
+    assert offenders == []
+
+
+def test_every_foreign_key_between_tenant_tables_includes_organization_id(conn, tenant_tables):
+    fks = conn.execute("""
+        select c.conrelid::regclass::text, c.conname, c.confdeltype,
+               array(select a.attname from unnest(c.conkey) with ordinality k(n, o)
+                     join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.o),
+               array(select a.attname from unnest(c.confkey) with ordinality k(n, o)
+                     join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.o),
+               array(select a.attname from unnest(c.confdelsetcols) k(n)
+                     join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n)
+        from pg_constraint c
+        where c.contype = 'f' and c.connamespace = 'public'::regnamespace
+          and c.confrelid <> 'organizations'::regclass
+    """).fetchall()
+    assert len(fks) == 17
+    for table, name, on_delete, columns, referenced, set_null_columns in fks:
+        assert table in tenant_tables, name
+        assert len(columns) == 2 and columns[0] == "organization_id", name
+        assert referenced == ["organization_id", "id"], name
+        assert on_delete in ("c", "n"), name  # CASCADE or SET NULL
+        if on_delete == "n":  # SET NULL of the reference only, never of organization_id
+            assert set_null_columns == [columns[1]], name
+
+
+def test_the_app_role_is_unprivileged(conn):
+    super_, bypass, inherit = conn.execute(
+        "select rolsuper, rolbypassrls, rolinherit from pg_roles where rolname = %s",
+        [APP_ROLE]).fetchone()
+    assert (super_, bypass, inherit) == (False, False, False)
+    assert conn.execute("select pg_has_role(%s, %s, 'MEMBER')", [APP_ROLE, OWNER_ROLE]).fetchone() == (False,)
+    owned = conn.execute(
+        "select relname from pg_class where relowner = (select oid from pg_roles where rolname = %s)"
+        " union all select nspname from pg_namespace where nspowner = (select oid from pg_roles where rolname = %s)"
+        " union all select proname from pg_proc where proowner = (select oid from pg_roles where rolname = %s)"
+        " union all select typname from pg_type where typowner = (select oid from pg_roles where rolname = %s)",
+        [APP_ROLE] * 4).fetchall()
+    assert owned == []
+    for schema in ("public", "app"):
+        assert conn.execute("select has_schema_privilege(%s, %s, 'CREATE')",
+                            [APP_ROLE, schema]).fetchone() == (False,), schema
+        assert conn.execute("select has_schema_privilege(%s, %s, 'USAGE')",
+                            [APP_ROLE, schema]).fetchone() == (True,), schema
+    assert conn.execute("select has_function_privilege(%s, 'app.current_org()', 'EXECUTE')",
+                        [APP_ROLE]).fetchone() == (True,)
+    assert conn.execute("select has_function_privilege('public', 'app.current_org()', 'EXECUTE')"
+                        ).fetchone() == (False,)
+
+
+def test_the_app_role_has_exactly_its_table_privileges(conn, tables):
+    privileges = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+    expected = {table: {"SELECT", "INSERT", "UPDATE", "DELETE"} for table in tables}
+    expected[ORGANIZATIONS] = {"SELECT", "UPDATE"}
+    expected |= {table: set() for table in NOT_PRODUCT_TABLES}
+    for table, wanted in expected.items():
+        granted = {p for p in privileges if conn.execute(
+            "select has_table_privilege(%s, %s, %s)", [APP_ROLE, f"public.{table}", p]).fetchone()[0]}
+        assert granted == wanted, table
+
+
+def test_no_floating_point_columns_and_money_is_numeric(conn):
+    floats = conn.execute("""
+        select c.relname, a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid
+        where c.relnamespace = 'public'::regnamespace and a.attnum > 0 and not a.attisdropped
+          and a.atttypid in ('real'::regtype, 'double precision'::regtype, 'money'::regtype)
+    """).fetchall()
+    assert floats == []
+    types = dict(((table, column), type_) for table, column, type_ in conn.execute("""
+        select c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+        from pg_attribute a join pg_class c on c.oid = a.attrelid
+        where c.relnamespace = 'public'::regnamespace and a.attname in ('base_price', 'price',
+              'currency', 'rating')
+    """))
+    assert types == {
+        ("products", "base_price"): "numeric(12,2)", ("products", "currency"): "character(3)",
+        ("tours", "price"): "numeric(12,2)", ("tours", "currency"): "character(3)",
+        ("partners", "rating"): "numeric(3,2)",
+    }
+
+
+def test_times_are_timestamptz_and_booleans_not_null(conn, tables):
+    rows = conn.execute("""
+        select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+        from pg_attribute a join pg_class c on c.oid = a.attrelid
+        where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'
+          and a.attnum > 0 and not a.attisdropped
+    """).fetchall()
+    rows = [row for row in rows if row[0] in tables]
+    assert [r for r in rows if r[2] in ("timestamp without time zone", "date", "json")] == []
+    assert [r for r in rows if r[2] == "boolean" and not r[3]] == []
+    assert [r for r in rows if r[1] in ("created_at", "updated_at") and
+            (r[2], r[3]) != ("timestamp with time zone", True)] == []
+
+
+def test_every_updated_at_is_maintained_by_the_trigger(conn):
+    missing = conn.execute("""
+        select c.relname from pg_attribute a join pg_class c on c.oid = a.attrelid
+        where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' and a.attname = 'updated_at'
+          and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal
+                          and t.tgfoid = 'app.touch_updated_at()'::regprocedure)
+    """).fetchall()
+    assert missing == []
+
+
+@pytest.mark.parametrize(("table", "seed", "columns", "unique"), SEED_INDEXES,
+                         ids=[f"{table}:{seed}" for table, seed, _, _ in SEED_INDEXES])
+def test_seed_index_exists(indexes, table, seed, columns, unique):
+    serving = [(name, is_unique, partial, cols) for t, name, is_unique, partial, cols in indexes
+               if t == table and not partial and tuple(cols[:len(columns)]) == columns]
+    if unique:
+        serving = [s for s in serving if s[1] and tuple(s[3]) == columns]
+    assert serving, f"no index on {table} serves {seed} as {columns}"
