@@ -5,6 +5,7 @@ run:  start the embedded PostgreSQL in .data/ (unless DATABASE_URL names a serve
       start every service as its own process, wait until each is healthy, print endpoints,
       and on Ctrl-C / SIGTERM stop the services, then PostgreSQL. A second run reuses .data/.
 psql: psql on the development database as the owner role (SQL on stdin runs and exits).
+init: provision + migrate + keys, then exit (used by docker-compose's migration job).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ SERVICES = {"identity": 50051, "crm": 50052, "messaging": 50053, "catalog": 5005
 
 
 def _secrets() -> dict:
+    """Role passwords: from the environment when given (containers), else made once in .data/."""
+    if os.environ.get("SOULKG_OWNER_PASSWORD") and os.environ.get("SOULKG_APP_PASSWORD"):
+        return {"owner": os.environ["SOULKG_OWNER_PASSWORD"], "app": os.environ["SOULKG_APP_PASSWORD"]}
     path = DATA / "db-passwords.json"
     if not path.exists():
         path.write_text(json.dumps({"owner": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18)}))
@@ -145,6 +149,16 @@ def run() -> int:
         print("stopped.", flush=True)
 
 
+def init() -> int:
+    """Provision, migrate and make keys, then exit (the docker-compose migration job)."""
+    _, server = database_up()
+    keys_dir()
+    if server is not None:
+        server.stop()
+    print("database migrated; keys in", DATA / "keys")
+    return 0
+
+
 def psql() -> int:
     from pgserver._commands import POSTGRES_BIN_PATH
 
@@ -166,9 +180,9 @@ def _stack_running() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "psql"])
+    parser.add_argument("command", choices=["run", "psql", "init"])
     args = parser.parse_args()
-    return run() if args.command == "run" else psql()
+    return {"run": run, "psql": psql, "init": init}[args.command]()
 
 
 if __name__ == "__main__":
