@@ -94,3 +94,20 @@ async def identity_channel(app_db, keys_dir):
     yield channel
     await channel.close()
     await running.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def crm_channel(app_db, keys_dir):
+    """The crm service on a real port, as its server.py builds it."""
+    from grpc import aio
+
+    from libs.server.bootstrap import Resources, start_server
+    from libs.tenancy.tokens import TokenVerifier, load_public_keys
+    from services.crm.server import DEFINITION
+
+    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)), keys_dir=keys_dir)
+    running = await start_server(DEFINITION, resources)
+    channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield channel
+    await channel.close()
+    await running.stop(0)

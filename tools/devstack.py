@@ -42,7 +42,8 @@ def _secrets() -> dict:
         return {"owner": os.environ["SOULKG_OWNER_PASSWORD"], "app": os.environ["SOULKG_APP_PASSWORD"]}
     path = DATA / "db-passwords.json"
     if not path.exists():
-        path.write_text(json.dumps({"owner": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18)}))
+        path.write_text(json.dumps({"owner": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18),
+                                    "page_tokens": secrets.token_urlsafe(32)}))
         path.chmod(0o600)
     return json.loads(path.read_text())
 
@@ -98,6 +99,7 @@ def run() -> int:
     started = time.monotonic()
     urls, server = database_up()
     env = {**os.environ, "SOULKG_APP_DATABASE_URL": urls.app, "SOULKG_KEYS_DIR": str(keys_dir()),
+           "SOULKG_PAGE_TOKEN_SECRET": _secrets().get("page_tokens") or secrets.token_urlsafe(32),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")])}
     stop_requested = False
 

@@ -8,9 +8,9 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from email_validator import EmailNotValidError, validate_email
 
 from libs.errors import InvalidArgument
+from libs.validation import normalize_email  # noqa: F401 - part of identity's rules
 
 ROLE_SUPER_ADMIN = "SUPER_ADMIN"
 ROLE_ADMIN = "ADMIN"
@@ -36,15 +36,6 @@ def normalize_slug(slug: str, field: str = "organization_slug") -> str:
             field, f"{SLUG_LENGTH[0]}-{SLUG_LENGTH[1]} characters: lowercase letters, digits, "
                    "single hyphens between them")
     return slug
-
-
-def normalize_email(email: str, field: str = "email") -> str:
-    """Syntax-checked, lowercased email (no DNS lookups)."""
-    try:
-        result = validate_email(email.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidArgument.field(field, str(exc)) from None
-    return result.normalized.lower()
 
 
 def check_password(password: str, email: str, field: str = "password") -> None:

@@ -239,17 +239,10 @@ class IdentityService:
     async def list_users(self, principal: Principal, requested_size: int, page_token: str):
         size = page_size(requested_size)
         query = self.page_tokens.fingerprint("users", "created_at,id")
-        last = self.page_tokens.decode(page_token, principal.organization_id, query)
-        after = (datetime.fromisoformat(last[0]), uuid.UUID(last[1])) if last else None
+        after = self.page_tokens.decode_time_id(page_token, principal.organization_id, query)
         async with self.db.transaction(readonly=True) as conn:
             rows = await repo.list_users(conn, size + 1, after)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            tail = rows[-1]
-            next_token = self.page_tokens.encode(principal.organization_id, query,
-                                                 [tail["created_at"].isoformat(), str(tail["id"])])
-        return rows, next_token
+        return self.page_tokens.time_id_page(rows, size, principal.organization_id, query, "created_at")
 
     async def update_user(self, principal: Principal, user_id: uuid.UUID, changes: dict) -> asyncpg.Record:
         async with self.db.transaction() as conn:

@@ -1,0 +1,40 @@
+"""Input checks shared by services (each raises InvalidArgument with a field violation)."""
+
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from libs.errors import InvalidArgument
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    """Syntax-checked, lowercased email (no DNS lookups)."""
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidArgument.field(field, str(exc)) from None
+    return result.normalized.lower()
+
+
+def normalize_phone(phone: str, field: str = "phone") -> str:
+    """E.164 (`+996555123456`): spaces, dashes, dots and parentheses are dropped; anything
+    else that is not `+` and 7 to 15 digits (first one not 0) is rejected."""
+    compact = _PHONE_SEPARATORS.sub("", phone or "")
+    if not E164.match(compact):
+        raise InvalidArgument.field(field, "must be an E.164 phone number such as +996555123456")
+    return compact
+
+
+def optional_text(value: str | None, field: str, max_length: int = 200) -> str | None:
+    """Trimmed text, None when empty; too long → INVALID_ARGUMENT."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > max_length:
+        raise InvalidArgument.field(field, f"must be at most {max_length} characters")
+    return value or None

@@ -1,0 +1,1 @@
+"""crm: clients and their pipeline status history (soulkg.crm.v1)."""

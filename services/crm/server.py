@@ -1,0 +1,27 @@
+"""crm's process: `python -m services.crm.server` (make run starts it)."""
+
+from __future__ import annotations
+
+from grpc import aio
+from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
+
+from libs.pagination import PageTokenCodec
+from libs.server.bootstrap import Resources, ServiceDefinition, main
+from services.crm.service import ClientsService
+from services.crm.servicer import ClientServicer
+
+
+def register(server: aio.Server, resources: Resources) -> None:
+    service = ClientsService(resources.db, PageTokenCodec.from_env())
+    crm_pb2_grpc.add_ClientServiceServicer_to_server(ClientServicer(service), server)
+
+
+DEFINITION = ServiceDefinition(
+    name="crm",
+    default_port=50052,
+    service_names=[s.full_name for s in crm_pb2.DESCRIPTOR.services_by_name.values()],
+    register=register,
+)
+
+if __name__ == "__main__":
+    main(DEFINITION)
