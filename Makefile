@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: run test psql lint protos install clean
+.PHONY: run test psql lint protos install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+## make bench: benchmarks against their ceilings (bench/run.py); first run loads 1M clients.
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -47,6 +47,8 @@ class ServiceDefinition:
     service_names: Sequence[str]  # full proto names, for health and reflection
     register: Callable[[aio.Server, Resources], Awaitable[None] | None]
     public_methods: frozenset[str] = frozenset()
+    module: str = ""  # "services.crm.server": what a worker process runs
+
 
 
 @dataclass
@@ -126,6 +128,8 @@ async def serve(definition: ServiceDefinition) -> None:
     host = os.environ.get("SOULKG_HOST", "127.0.0.1")
     pool_size = int(os.environ.get("SOULKG_DB_POOL_SIZE", "10"))
     workers = int(os.environ.get("SOULKG_WORKERS", "1"))
+    if workers > 1 and os.environ.get("SOULKG_PAGE_TOKEN_SECRET") is None:
+        raise SystemExit("with SOULKG_WORKERS > 1 set SOULKG_PAGE_TOKEN_SECRET (shared by the workers)")
 
     db = await TenantDatabase.connect(database_url, min_size=min(2, pool_size), max_size=pool_size)
     resources = Resources(db=db, verifier=verifier, keys_dir=keys_dir)
@@ -143,5 +147,29 @@ async def serve(definition: ServiceDefinition) -> None:
     log.info("stopped")
 
 
+def _run_workers(definition: ServiceDefinition, workers: int) -> None:
+    """SOULKG_WORKERS > 1: that many copies of this process share the port (SO_REUSEPORT;
+    the kernel spreads connections), so one service uses more than one core. The parent
+    only forwards SIGINT/SIGTERM and waits."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SOULKG_WORKER": "1"}
+    children = [subprocess.Popen([sys.executable, "-m", definition.module], env=env) for _ in range(workers)]
+
+    def forward(signum, frame):  # noqa: ARG001
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    codes = [child.wait() for child in children]
+    raise SystemExit(max(codes))
+
+
 def main(definition: ServiceDefinition) -> None:
+    workers = int(os.environ.get("SOULKG_WORKERS", "1"))
+    if workers > 1 and not os.environ.get("SOULKG_WORKER"):
+        _run_workers(definition, workers)
     asyncio.run(serve(definition))

@@ -18,6 +18,7 @@ def register(server: aio.Server, resources: Resources) -> None:
 
 DEFINITION = ServiceDefinition(
     name="crm",
+    module="services.crm.server",
     default_port=50052,
     service_names=[s.full_name for s in crm_pb2.DESCRIPTOR.services_by_name.values()],
     register=register,

@@ -28,6 +28,7 @@ def register(server: aio.Server, resources: Resources) -> None:
 
 DEFINITION = ServiceDefinition(
     name="identity",
+    module="services.identity.server",
     default_port=50051,
     service_names=[s.full_name for s in identity_pb2.DESCRIPTOR.services_by_name.values()],
     register=register,
