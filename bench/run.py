@@ -30,12 +30,11 @@ import grpc
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
-from soulkg.crm.v1 import crm_pb2  # noqa: E402
-
 from bench import dataset  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
 from services.crm.repository import CLIENT_COLUMNS, IN_ORG  # noqa: E402
+from soulkg.crm.v1 import crm_pb2  # noqa: E402
 
 DATA = REPO / ".data" / "bench"
 RESULTS = REPO / "bench" / "results"

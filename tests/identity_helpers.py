@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from grpc import aio
+
 from soulkg.identity.v1 import enums_pb2, identity_pb2, identity_pb2_grpc
 
 PASSWORD = "correct horse battery"

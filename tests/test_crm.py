@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from google.protobuf import field_mask_pb2
 from grpc import aio
+
+from libs.tenancy.tokens import load_signer
 from soulkg.agents.v1 import enums_pb2 as agent_enums
 from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 from soulkg.crm.v1 import enums_pb2 as crm_enums
-
-from libs.tenancy.tokens import load_signer
 from tests.helpers import error_info, field_violations
 from tests.identity_helpers import Account, sign_up
 

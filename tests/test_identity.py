@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from google.protobuf import field_mask_pb2
 from grpc import aio
-from soulkg.identity.v1 import enums_pb2, identity_pb2
 
 from libs.tenancy.tokens import ALGORITHM, TokenVerifier, load_public_keys
+from soulkg.identity.v1 import enums_pb2, identity_pb2
 from tests.helpers import error_info, field_violations
 from tests.identity_helpers import PASSWORD, add_user, sign_up, stubs
 

@@ -27,8 +27,28 @@ DEADLINE_MARGIN_MS = 20
 # app.current_org() is NULL): for the narrow SECURITY DEFINER lookups made before login.
 NO_ORGANIZATION = ""
 
-_BEGIN_SQL = ("select set_config('app.current_organization_id', $1, true), "
-              "set_config('statement_timeout', $2, true)")
+
+async def _rollback_if_open(conn: asyncpg.Connection) -> None:
+    """The pool's reset hook. Our sessions carry no state (settings are transaction-local; no
+    LISTEN, advisory locks or session cursors), so asyncpg's default reset query (RESET ALL,
+    ...) would be a wasted round trip per request; only a transaction left open by an error
+    needs ending."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool) -> str:
+    """BEGIN and both settings in one simple-query round trip. Only a UUID (or the empty
+    NO_ORGANIZATION) and an int are interpolated, so nothing a caller sends reaches the SQL."""
+    if isinstance(org, UUID):
+        org_text = str(org)
+    elif org == NO_ORGANIZATION:
+        org_text = ""
+    else:
+        raise TypeError("organization_id must be a UUID or NO_ORGANIZATION")
+    mode = " READ ONLY" if readonly else ""
+    return (f"BEGIN{mode}; SELECT set_config('app.current_organization_id', '{org_text}', true), "
+            f"set_config('statement_timeout', '{int(timeout_ms)}ms', true)")
 
 
 def statement_timeout_ms() -> int:
@@ -49,7 +69,7 @@ class TenantDatabase:
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> TenantDatabase:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_rollback_if_open)
         return cls(pool)
 
     async def close(self) -> None:
@@ -60,10 +80,11 @@ class TenantDatabase:
                           readonly: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A transaction as `organization_id`, by default the calling principal's organization."""
         org = organization_id if organization_id is not None else require_principal().organization_id
-        timeout = statement_timeout_ms()
-        async with self.pool.acquire() as conn, conn.transaction(readonly=readonly):
-            await conn.execute(_BEGIN_SQL, str(org), f"{timeout}ms")
-            yield conn
+        begin = _begin_sql(org, statement_timeout_ms(), readonly)
+        async with self.pool.acquire() as conn:
+            await conn.execute(begin)
+            yield conn  # an exception leaves the transaction open: the pool's reset rolls it back
+            await conn.execute("COMMIT")
 
     async def ping(self) -> None:
         """Raises unless the database answers (used by health checks)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from grpc import aio
-from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 
 from libs.pagination import PageTokenCodec
 from libs.server.bootstrap import Resources, ServiceDefinition, main
 from services.crm.service import ClientsService
 from services.crm.servicer import ClientServicer
+from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 
 
 def register(server: aio.Server, resources: Resources) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 from google.protobuf import empty_pb2, json_format
-from soulkg.agents.v1 import enums_pb2 as agent_enums
-from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
-from soulkg.crm.v1 import enums_pb2 as crm_enums
 
 from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal
@@ -22,6 +19,9 @@ from libs.wire import (
 )
 from services.crm import domain
 from services.crm.service import ClientsService
+from soulkg.agents.v1 import enums_pb2 as agent_enums
+from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
+from soulkg.crm.v1 import enums_pb2 as crm_enums
 
 UPDATABLE = ("phone", "email", "first_name", "last_name", "preferred_language", "cultural_context", "metadata",
              "assigned_partner_id", "prompt_variant_id")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from grpc import aio
-from soulkg.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from libs.pagination import PageTokenCodec
 from libs.server.bootstrap import Resources, ServiceDefinition, main
 from libs.tenancy.tokens import load_signer
 from services.identity.service import IdentityService
 from services.identity.servicer import AuthServicer, OrganizationServicer, UserServicer
+from soulkg.identity.v1 import identity_pb2, identity_pb2_grpc
 
 _AUTH = identity_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 PUBLIC_METHODS = frozenset(f"/{_AUTH}/{m}" for m in

@@ -6,13 +6,13 @@ import json
 
 import asyncpg
 from google.protobuf import json_format, timestamp_pb2
-from soulkg.identity.v1 import enums_pb2, identity_pb2, identity_pb2_grpc
 
 from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal, require_role
 from libs.wire import enum_label, enum_value, json_to_struct, mask_paths, parse_uuid, timestamp
 from services.identity import domain
 from services.identity.service import IdentityService, Session
+from soulkg.identity.v1 import enums_pb2, identity_pb2, identity_pb2_grpc
 
 
 def organization_message(row: asyncpg.Record) -> identity_pb2.Organization:

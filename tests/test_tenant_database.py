@@ -1,0 +1,71 @@
+"""The unit of work (libs/tenancy/database.py) against real PostgreSQL: commit, rollback on
+error, and nothing of one transaction's organization left on the pooled connection."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
+
+
+@pytest.fixture
+async def one_connection_db(database):
+    db = await TenantDatabase.connect(database.app, min_size=1, max_size=1)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def organization(database) -> uuid.UUID:
+    org = uuid.uuid4()
+    with psycopg.connect(database.admin) as conn:
+        conn.execute("insert into organizations (id, name, slug) values (%s, 'UoW', %s)", (org, f"uow-{org.hex[:12]}"))
+    return org
+
+
+async def _partner_names(db: TenantDatabase, org: uuid.UUID) -> list[str]:
+    async with db.transaction(org, readonly=True) as conn:
+        return [r["name"] for r in await conn.fetch("select name from partners order by name")]
+
+
+async def test_commit_and_rollback(one_connection_db, organization):
+    db = one_connection_db
+    async with db.transaction(organization) as conn:
+        await conn.execute("insert into partners (organization_id, name) values ($1, 'kept')", organization)
+    with pytest.raises(RuntimeError):
+        async with db.transaction(organization) as conn:
+            await conn.execute("insert into partners (organization_id, name) values ($1, 'lost')", organization)
+            raise RuntimeError("boom")
+    assert await _partner_names(db, organization) == ["kept"]
+
+
+async def test_next_transaction_on_the_same_connection_sees_nothing_of_the_last(one_connection_db, organization):
+    db = one_connection_db
+    async with db.transaction(organization) as conn:
+        await conn.execute("insert into partners (organization_id, name) values ($1, 'mine')", organization)
+    with pytest.raises(RuntimeError):
+        async with db.transaction(organization) as conn:
+            raise RuntimeError("left mid-transaction")
+    async with db.pool.acquire() as raw:  # the one pooled connection, no unit of work
+        assert not raw.is_in_transaction()
+        assert await raw.fetchval("select count(*) from partners") == 0
+        assert await raw.fetchval("select current_setting('app.current_organization_id', true)") in (None, "")
+    async with db.transaction(NO_ORGANIZATION, readonly=True) as conn:
+        assert await conn.fetchval("select count(*) from partners") == 0
+
+
+async def test_read_only_transactions_cannot_write(one_connection_db, organization):
+    import asyncpg
+
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with one_connection_db.transaction(organization, readonly=True) as conn:
+            await conn.execute("insert into partners (organization_id, name) values ($1, 'x')", organization)
+
+
+async def test_only_uuids_reach_the_sql(one_connection_db):
+    with pytest.raises(TypeError):
+        async with one_connection_db.transaction("x'); drop table clients; --"):
+            pass
