@@ -117,10 +117,15 @@ def _typed(tag: str, value):
 
 async def _sql_workload(spec: dict):
     """The same transaction the service runs (set_config + the statement), through asyncpg."""
-    pool = await asyncpg.create_pool(spec["dsn"], min_size=spec["pool"], max_size=spec["pool"])
+    async def no_reset(conn):  # as libs/tenancy/database.py: nothing session-level to reset
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+
+    pool = await asyncpg.create_pool(spec["dsn"], min_size=spec["pool"], max_size=spec["pool"], reset=no_reset)
     org = spec["org"]
-    begin = ("select set_config('app.current_organization_id', $1, true), "
-             "set_config('statement_timeout', $2, true)")
+    # The service's unit of work, at its leanest: BEGIN + settings in one round trip.
+    begin = (f"BEGIN; SELECT set_config('app.current_organization_id', '{uuid.UUID(org)}', true), "
+             "set_config('statement_timeout', '10000ms', true)")
     kind = spec["kind"]
     args = [_typed(tag, value) for tag, value in spec.get("args", [])]
     counter = itertools.count()
@@ -128,28 +133,33 @@ async def _sql_workload(spec: dict):
     prefix = f"+9968{os.getpid() % 90 + 10}"
 
     async def call(i):
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(begin, org, "10000ms")
-            if kind == "query":
-                await conn.fetch(spec["sql"], *args)
-            elif kind == "create_client":
-                row = await conn.fetchrow(
-                    "INSERT INTO clients (organization_id, phone, first_name) VALUES ($1, $2, $3) "
-                    "RETURNING id, status::text", uuid.UUID(org), f"{prefix}{next(counter):07d}"[:16], "Load")
-                await conn.execute(
-                    "INSERT INTO client_status_history (organization_id, client_id, new_status, changed_by, reason) "
-                    "VALUES ($1, $2, $3::client_status, 'SYSTEM', 'created')", uuid.UUID(org), row[0], row[1])
-            elif kind == "change_status":
-                client_id = uuid.UUID(spec["client_ids"][i])
-                old = await conn.fetchval("SELECT status::text FROM clients WHERE organization_id = "
-                                          "(SELECT app.current_org()) AND id = $1 FOR UPDATE", client_id)
-                new = next(flips[i])
-                await conn.execute("UPDATE clients SET status = $2::client_status WHERE organization_id = "
-                                   "(SELECT app.current_org()) AND id = $1", client_id, new)
-                await conn.execute(
-                    "INSERT INTO client_status_history (organization_id, client_id, old_status, new_status, "
-                    "changed_by, created_at) VALUES ($1, $2, $3::client_status, $4::client_status, 'HUMAN', "
-                    "clock_timestamp())", uuid.UUID(org), client_id, old, new)
+        async with pool.acquire() as conn:
+            await conn.execute(begin)
+            await statement(conn, i)
+            await conn.execute("COMMIT")
+
+    async def statement(conn, i):
+        if kind == "query":
+            await conn.fetch(spec["sql"], *args)
+        elif kind == "create_client":
+            row = await conn.fetchrow(
+                "INSERT INTO clients (organization_id, phone, first_name) VALUES ($1, $2, $3) "
+                "RETURNING id, status::text", uuid.UUID(org), f"{prefix}{next(counter):07d}"[:16], "Load")
+            await conn.execute(
+                "INSERT INTO client_status_history (organization_id, client_id, new_status, changed_by, reason) "
+                "VALUES ($1, $2, $3::client_status, 'SYSTEM', 'created')", uuid.UUID(org), row[0], row[1])
+        elif kind == "change_status":
+            client_id = uuid.UUID(spec["client_ids"][i])
+            old = await conn.fetchval("SELECT status::text FROM clients WHERE organization_id = "
+                                      "(SELECT app.current_org()) AND id = $1 FOR UPDATE", client_id)
+            new = next(flips[i])
+            await conn.execute("UPDATE clients SET status = $2::client_status WHERE organization_id = "
+                               "(SELECT app.current_org()) AND id = $1", client_id, new)
+            await conn.execute(
+                "INSERT INTO client_status_history (organization_id, client_id, old_status, new_status, "
+                "changed_by, created_at) VALUES ($1, $2, $3::client_status, $4::client_status, 'HUMAN', "
+                "clock_timestamp())", uuid.UUID(org), client_id, old, new)
+
 
     try:
         return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])

@@ -172,3 +172,20 @@ async def test_postgres_data_error_is_invalid_argument_not_internal(probe, signe
         await call(probe, "SqlError", user_token(signer, uuid.uuid4()))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "uuid" not in (caught.value.details() or "")
+
+
+def test_protobuf_runs_on_upb():
+    from libs.server.bootstrap import require_fast_protobuf
+
+    require_fast_protobuf()  # raises SystemExit on the slow pure-Python backend
+
+
+def test_timestamps_keep_microseconds_and_time_zone():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from libs.wire import timestamp
+
+    for value in (datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+                  datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+                  datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=6)))):
+        assert timestamp(value).ToDatetime(tzinfo=UTC) == value

@@ -116,9 +116,19 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+def require_fast_protobuf() -> None:
+    """The pure-Python protobuf backend is several times slower; refuse to serve on it."""
+    from google.protobuf.internal import api_implementation
+
+    if api_implementation.Type() != "upb":
+        raise SystemExit(f"protobuf runs on its '{api_implementation.Type()}' backend, not upb: "
+                         "unset PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION or reinstall protobuf")
+
+
 async def serve(definition: ServiceDefinition) -> None:
     """The process entry point: configuration from the environment, runs until SIGINT/SIGTERM."""
     configure_logging(definition.name)
+    require_fast_protobuf()
     database_url = os.environ.get("SOULKG_APP_DATABASE_URL")
     if not database_url:
         raise SystemExit("SOULKG_APP_DATABASE_URL is not set (make run sets it)")
