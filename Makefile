@@ -42,4 +42,7 @@ clean:
 
 ## make bench: benchmarks against their ceilings (bench/run.py); first run loads 1M clients.
 bench: $(STAMP)
+	@command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nghttp2-client >/dev/null 2>&1) \
+	  || echo "h2load (Debian nghttp2-client) not installable here: the Python generator drives every workload"
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -91,6 +91,15 @@ async def _ensure_bypass_role(admin_url: str, password: str) -> None:
         await conn.close()
 
 
+async def _forget_earlier_writes(admin_url: str) -> None:
+    """The write workloads create clients named 'Load'; drop an earlier run's so phones are free."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("DELETE FROM clients WHERE first_name = 'Load'")
+    finally:
+        await conn.close()
+
+
 def prepare(data_dir: Path) -> Dataset:
     server = EmbeddedPostgres(data_dir).start()
     password = (data_dir / "role-password").read_text().strip() if (data_dir / "role-password").exists() else None
@@ -101,5 +110,6 @@ def prepare(data_dir: Path) -> Dataset:
     migrate.upgrade(urls.owner)
     asyncio.run(_ensure_bypass_role(urls.admin, password))
     big_org = asyncio.run(_load(urls.admin))
+    asyncio.run(_forget_earlier_writes(urls.admin))
     admin = asyncio.run(_admin_user(urls.admin, big_org))
     return Dataset(urls, with_credentials(urls.app, BYPASS_ROLE, password), big_org, admin, server)
