@@ -32,6 +32,7 @@ sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
 from bench import dataset  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
+from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
 from services.crm.repository import CLIENT_COLUMNS, IN_ORG  # noqa: E402
 from soulkg.crm.v1 import crm_pb2  # noqa: E402
@@ -54,32 +55,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_serving(port: int, timeout: float = 60) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"server on {port} did not become healthy")
-
-
 class Servers:
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen] = []
 
     def start(self, args: list[str], env: dict, port: int, health: bool = True) -> int:
         self.processes.append(subprocess.Popen([sys.executable, *args], cwd=REPO, env=env))
-        if health:
-            wait_serving(port)
-        else:
+        if not health:
             time.sleep(1.0)
+        elif not wait_serving(port):
+            raise RuntimeError(f"server on {port} did not become healthy")
         return port
 
     def stop(self) -> None:

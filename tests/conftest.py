@@ -79,35 +79,32 @@ async def app_db(database):
     await db.close()
 
 
-@pytest.fixture(scope="session")
-async def identity_channel(app_db, keys_dir):
-    """The identity service on a real port, as its server.py builds it."""
+async def _serve(definition, app_db, keys_dir):
+    """A service on a real port, built exactly as its server.py builds it; yields a channel."""
     from grpc import aio
 
     from libs.server.bootstrap import Resources, start_server
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
-    from services.identity.server import DEFINITION
 
     resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)), keys_dir=keys_dir)
-    running = await start_server(DEFINITION, resources)
+    running = await start_server(definition, resources)
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
     yield channel
     await channel.close()
     await running.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def identity_channel(app_db, keys_dir):
+    from services.identity.server import DEFINITION
+
+    async for channel in _serve(DEFINITION, app_db, keys_dir):
+        yield channel
 
 
 @pytest.fixture(scope="session")
 async def crm_channel(app_db, keys_dir):
-    """The crm service on a real port, as its server.py builds it."""
-    from grpc import aio
-
-    from libs.server.bootstrap import Resources, start_server
-    from libs.tenancy.tokens import TokenVerifier, load_public_keys
     from services.crm.server import DEFINITION
 
-    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)), keys_dir=keys_dir)
-    running = await start_server(DEFINITION, resources)
-    channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
-    yield channel
-    await channel.close()
-    await running.stop(0)
+    async for channel in _serve(DEFINITION, app_db, keys_dir):
+        yield channel

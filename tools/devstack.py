@@ -27,6 +27,7 @@ sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 from libs.db import migrate  # noqa: E402
 from libs.db.embedded import EmbeddedPostgres  # noqa: E402
 from libs.db.provision import DatabaseUrls, provision  # noqa: E402
+from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair  # noqa: E402
 
 DATA = Path(os.environ.get("SOULKG_DATA_DIR", REPO / ".data"))
@@ -77,24 +78,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _wait_healthy(port: int, timeout: float = 60.0) -> bool:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return True
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    return False
-
-
 def run() -> int:
     started = time.monotonic()
     urls, server = database_up()
@@ -119,7 +102,7 @@ def run() -> int:
                 [sys.executable, "-m", f"services.{name}.server"], cwd=REPO, env=env,
                 start_new_session=True, preexec_fn=_die_with_parent)
         for name, proc in children.items():
-            if not _wait_healthy(SERVICES[name]) and not stop_requested:
+            if not wait_serving(SERVICES[name]) and not stop_requested:
                 print(f"service {name} did not become healthy (exit code {proc.poll()})", file=sys.stderr)
                 return 1
         print(f"\nSoul KG CRM is up in {time.monotonic() - started:.1f}s", flush=True)
