@@ -17,6 +17,7 @@ from libs.errors import InvalidArgument
 from libs.server.bootstrap import Resources, ServiceDefinition, start_server
 from libs.tenancy import context as tenancy_context
 from libs.tenancy.database import TenantDatabase
+from libs.tenancy.interceptors import ForwardCallerInterceptor
 from libs.tenancy.tokens import ALGORITHM, AUDIENCE, ISSUER, public_key_pem
 from tests.helpers import error_info, field_violations, new_signer, user_token, verifier_for
 
@@ -46,9 +47,15 @@ def _register(server: aio.Server, resources: Resources) -> None:
             await conn.execute("select 'not-a-uuid'::uuid")
         return b""
 
+    async def relay(request: bytes, context) -> bytes:
+        """Calls WhoAmI on the address in the request through a forwarding channel, with no
+        metadata of its own: the caller's token and deadline must travel along."""
+        async with aio.insecure_channel(request.decode(), interceptors=[ForwardCallerInterceptor()]) as channel:
+            return await channel.unary_unary(f"/{SERVICE}/WhoAmI")(b"")
+
     handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in {
         "WhoAmI": who_am_i, "PublicPing": public_ping, "BadInput": bad_input, "Boom": boom,
-        "SqlError": sql_error}.items()}
+        "SqlError": sql_error, "Relay": relay}.items()}
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
 
 
@@ -64,6 +71,7 @@ async def probe(database, signer):
                                    public_methods=frozenset({f"/{SERVICE}/PublicPing"}))
     running = await start_server(definition, Resources(db=db, verifier=verifier_for(signer)))
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
+    channel.port = running.port
     yield channel
     await channel.close()
     await running.stop(0)
@@ -81,6 +89,16 @@ async def test_valid_token_reaches_handler_with_its_organization(probe, signer):
     assert reply["org"] == str(org)
     assert reply["org_seen"] == str(org)
     assert reply["role"] == "MANAGER"
+
+
+async def test_calls_to_other_services_forward_the_callers_token_and_deadline(probe, signer):
+    org = uuid.uuid4()
+    token = user_token(signer, org, role="MANAGER")
+    target = f"127.0.0.1:{probe.port}".encode()
+    reply = json.loads(await probe.unary_unary(f"/{SERVICE}/Relay")(
+        target, metadata=[("authorization", f"Bearer {token}")], timeout=2))
+    assert reply["org"] == str(org) and reply["role"] == "MANAGER"
+    assert int(reply["timeout"].removesuffix("ms")) <= 2000  # the downstream call inherited the deadline
 
 
 async def test_statement_timeout_follows_the_callers_deadline(probe, signer):
