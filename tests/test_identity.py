@@ -418,3 +418,22 @@ async def test_service_token_refuses_bad_assertions(identity_channel, keys_dir):
         error = await rpc_error(auth.IssueServiceToken(identity_pb2.IssueServiceTokenRequest(
             organization_id=org, service_name=service, assertion=assertion)))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (service, error.details())
+
+
+async def test_login_rehashes_passwords_made_with_old_parameters(identity_channel, database):
+    import psycopg
+    from argon2 import PasswordHasher
+
+    from services.identity.domain import PASSWORD_HASHER
+
+    account = await sign_up(identity_channel, "rehash")
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with psycopg.connect(database.admin) as conn:
+        conn.execute("update users set password_hash = %s where id = %s", (weak, account.user.id))
+    auth, _, _ = stubs(identity_channel)
+    await auth.Login(identity_pb2.LoginRequest(organization_slug=account.slug, email=account.email, password=PASSWORD))
+    with psycopg.connect(database.admin) as conn:
+        stored = conn.execute("select password_hash from users where id = %s", (account.user.id,)).fetchone()[0]
+    assert stored != weak and stored.startswith("$argon2id$")
+    assert not PASSWORD_HASHER.check_needs_rehash(stored)
+    await auth.Login(identity_pb2.LoginRequest(organization_slug=account.slug, email=account.email, password=PASSWORD))
