@@ -63,6 +63,22 @@ def database_up() -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
     return urls, server
 
 
+def load_demo_data(app_url: str) -> bool:
+    import asyncio
+
+    from libs.tenancy.database import TenantDatabase
+    from tools import demo_data
+
+    async def _load() -> bool:
+        db = await TenantDatabase.connect(app_url, min_size=1, max_size=1)
+        try:
+            return await demo_data.load(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(_load())
+
+
 def keys_dir() -> Path:
     directory = DATA / "keys"
     if not (directory / "current").exists():
@@ -81,6 +97,8 @@ def _die_with_parent() -> None:
 def run() -> int:
     started = time.monotonic()
     urls, server = database_up()
+    if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls.app):
+        print("demo data loaded (organization soul-kg)", flush=True)
     env = {**os.environ, "SOULKG_APP_DATABASE_URL": urls.app, "SOULKG_KEYS_DIR": str(keys_dir()),
            "SOULKG_PAGE_TOKEN_SECRET": _secrets().get("page_tokens") or secrets.token_urlsafe(32),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")])}
@@ -111,6 +129,10 @@ def run() -> int:
             print(f"  {name:<10} grpc  127.0.0.1:{SERVICES[name]}   grpcurl -plaintext localhost:{SERVICES[name]} list")
         if not children:
             print("  (no services exist yet)")
+        from tools import demo_data
+
+        print(f"  demo login: organization_slug={demo_data.SLUG} email={demo_data.ADMIN_EMAIL} "
+              f"password={demo_data.PASSWORD}")
         print("Ctrl-C stops everything.", flush=True)
         while not stop_requested:
             for name, proc in children.items():
