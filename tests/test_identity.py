@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from google.protobuf import field_mask_pb2
 from grpc import aio
 
+from libs.tenancy.service_auth import load_service_key, sign_assertion
 from libs.tenancy.tokens import ALGORITHM, TokenVerifier, load_public_keys
 from soulkg.identity.v1 import enums_pb2, identity_pb2
 from tests.helpers import error_info, field_violations
@@ -384,11 +385,8 @@ async def test_public_keys_verify_issued_tokens(identity_channel):
 
 
 def _assertion(keys_dir, org_id: str, service: str = "webhook", ttl: int = 60, **overrides) -> str:
-    key = serialization.load_pem_private_key((keys_dir / "services-private" / "webhook.key.pem").read_bytes(), None)
-    now = int(time.time())
-    claims = {"iss": service, "sub": service, "aud": "soulkg-identity", "org": org_id, "iat": now, "exp": now + ttl}
-    claims.update(overrides)
-    return jwt.encode(claims, key, algorithm=ALGORITHM)
+    key = load_service_key(keys_dir / "services-private" / "webhook.key.pem")
+    return sign_assertion(key, service, org_id, ttl_seconds=ttl, **overrides)
 
 
 async def test_service_token_is_scoped_to_one_organization(identity_channel, keys_dir):

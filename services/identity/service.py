@@ -25,13 +25,13 @@ from libs.errors import (
 from libs.pagination import PageTokenCodec, page_size
 from libs.tenancy.context import PRINCIPAL_SERVICE, Principal
 from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
+from libs.tenancy.service_auth import ASSERTION_AUDIENCE
 from libs.tenancy.tokens import ALGORITHM, TokenSigner, load_public_keys, public_key_pem
 from services.identity import domain
 from services.identity import repository as repo
 
 REFRESH_TOKEN_TTL = timedelta(days=30)
 SERVICE_TOKEN_TTL_SECONDS = 300
-SERVICE_ASSERTION_AUDIENCE = "soulkg-identity"
 SERVICE_ASSERTION_MAX_AGE_SECONDS = 300
 LOGIN_FAILED = "invalid organization, email or password"
 REFRESH_FAILED = "refresh token is invalid, expired or revoked"
@@ -179,7 +179,7 @@ class IdentityService:
         if key is None:
             raise denied
         try:
-            claims = jwt.decode(assertion, key, algorithms=[ALGORITHM], audience=SERVICE_ASSERTION_AUDIENCE,
+            claims = jwt.decode(assertion, key, algorithms=[ALGORITHM], audience=ASSERTION_AUDIENCE,
                                 issuer=service_name, leeway=10,
                                 options={"require": ["exp", "iat", "iss", "aud", "org"]})
         except jwt.InvalidTokenError:
