@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from email_validator import EmailNotValidError, validate_email
@@ -38,3 +39,14 @@ def optional_text(value: str | None, field: str, max_length: int = 200) -> str |
     if len(value) > max_length:
         raise InvalidArgument.field(field, f"must be at most {max_length} characters")
     return value or None
+
+
+MAX_JSON_BYTES = 16 * 1024
+
+
+def json_object_text(value: dict, field: str, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """A JSON object (from a google.protobuf.Struct) as text for a jsonb column, size-capped."""
+    text = json.dumps(value)
+    if len(text.encode()) > max_bytes:
+        raise InvalidArgument.field(field, f"must be at most {max_bytes // 1024} KiB of JSON")
+    return text

@@ -409,3 +409,11 @@ async def test_no_token_is_unauthenticated(crm_channel):
     stub = crm_pb2_grpc.ClientServiceStub(crm_channel)
     error = await rpc_error(stub.GetClient(crm_pb2.GetClientRequest(id=str(uuid.uuid4()))))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_oversized_json_is_invalid_argument(org_a):
+    client = crm_pb2.Client(phone=phone())
+    client.metadata.update({"blob": "x" * 20_000})
+    error = await rpc_error(org_a.CreateClient(crm_pb2.CreateClientRequest(client=client)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "client.metadata" in field_violations(error)

@@ -435,3 +435,13 @@ async def test_login_rehashes_passwords_made_with_old_parameters(identity_channe
     assert stored != weak and stored.startswith("$argon2id$")
     assert not PASSWORD_HASHER.check_needs_rehash(stored)
     await auth.Login(identity_pb2.LoginRequest(organization_slug=account.slug, email=account.email, password=PASSWORD))
+
+
+async def test_oversized_organization_settings_are_rejected(identity_channel):
+    admin = await sign_up(identity_channel, "bigsettings")
+    _, orgs, _ = stubs(identity_channel)
+    request = identity_pb2.UpdateOrganizationRequest(update_mask=field_mask_pb2.FieldMask(paths=["settings"]))
+    request.organization.settings.update({"blob": "x" * 20_000})
+    error = await rpc_error(orgs.UpdateOrganization(request, metadata=admin.metadata))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "organization.settings" in field_violations(error)

@@ -79,8 +79,11 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
     async def _fail(self, method: str, context: aio.ServicerContext, exc: Exception):
         error = to_service_error(exc)
+        fields = {"method": method, "code": error.code.name, "reason": error.reason}
         if error.code == grpc.StatusCode.INTERNAL:
-            log.error("%s failed", method, exc_info=exc)
+            log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
+        else:
+            log.info("%s: %s", method, error.code.name, extra={"fields": fields})
         status = to_grpc_status(error)
         await context.abort(status.code, status.details, status.trailing_metadata)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from libs.errors import InvalidArgument, PermissionDenied
 from libs.filtering import (
     EQUALITY,
@@ -19,7 +17,6 @@ from libs.tenancy.context import PRINCIPAL_USER, Principal
 SUPPORTED_LANGUAGES = frozenset({"en", "ru", "ar", "fr", "de", "es", "pl"})
 CLIENT_STATUSES = frozenset({"NEW_LEAD", "QUALIFIED", "WARMED", "PROPOSAL_SENT", "NEGOTIATION", "SOLD",
                              "SERVICE", "CLOSED"})
-MAX_JSON_BYTES = 16 * 1024
 MAX_REASON = 1000
 
 FILTER_FIELDS = {
@@ -48,13 +45,6 @@ def check_language(value: str, field: str) -> str:
     if language not in SUPPORTED_LANGUAGES:
         raise InvalidArgument.field(field, "must be one of " + ", ".join(sorted(SUPPORTED_LANGUAGES)))
     return language
-
-
-def check_json_object(value: dict, field: str) -> str:
-    text = json.dumps(value)
-    if len(text.encode()) > MAX_JSON_BYTES:
-        raise InvalidArgument.field(field, f"must be at most {MAX_JSON_BYTES // 1024} KiB of JSON")
-    return text
 
 
 def parse_order_by(order_by: str) -> tuple[str, bool, str]:

@@ -7,7 +7,7 @@ from google.protobuf import empty_pb2, json_format
 
 from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal
-from libs.validation import normalize_email, normalize_phone, optional_text
+from libs.validation import json_object_text, normalize_email, normalize_phone, optional_text
 from libs.wire import (
     enum_label,
     enum_value,
@@ -67,7 +67,7 @@ def _field_value(client: crm_pb2.Client, name: str):
     if name == "preferred_language":
         return domain.check_language(value, field) if value.strip() else None
     if name in ("cultural_context", "metadata"):
-        return domain.check_json_object(json_format.MessageToDict(value), field)
+        return json_object_text(json_format.MessageToDict(value), field)
     if name in ("assigned_partner_id", "prompt_variant_id"):
         return str(parse_uuid(value, field)) if value else None
     raise AssertionError(name)

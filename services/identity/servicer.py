@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import asyncpg
 from google.protobuf import json_format, timestamp_pb2
 
 from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal, require_role
+from libs.validation import json_object_text
 from libs.wire import enum_label, enum_value, json_to_struct, mask_paths, parse_uuid, timestamp
 from services.identity import domain
 from services.identity.service import IdentityService, Session
@@ -100,7 +99,8 @@ class OrganizationServicer(identity_pb2_grpc.OrganizationServiceServicer):
                     raise InvalidArgument.field("organization.logo_url", "must be an http(s) URL")
                 changes["logo"] = logo or None
             elif path == "settings":
-                changes["settings"] = json.dumps(json_format.MessageToDict(org.settings))
+                changes["settings"] = json_object_text(json_format.MessageToDict(org.settings),
+                                                       "organization.settings")
         return organization_message(await self.service.update_organization(principal, changes))
 
 
