@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
-from google.protobuf import field_mask_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from libs.errors import InvalidArgument
 
@@ -30,11 +30,6 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     seconds = value.timestamp()
     whole = int(seconds // 1)
     return timestamp_pb2.Timestamp(seconds=whole, nanos=value.microsecond * 1000)
-
-
-def struct_to_json(value: struct_pb2.Struct) -> str:
-    """A Struct as a JSON object string for a jsonb parameter."""
-    return json.dumps(json_format.MessageToDict(value))
 
 
 def json_to_struct(value: str | dict | None) -> struct_pb2.Struct | None:

@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,14 +163,3 @@ class EmbeddedPostgres:
             [self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-m", "fast", "stop"],
             capture_output=True, text=True, **_run_as(),
         )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = subprocess.run(
-                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                capture_output=True)
-            if result.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise TimeoutError("PostgreSQL is not accepting connections")

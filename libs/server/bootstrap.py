@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from grpc import aio
@@ -37,7 +37,6 @@ class Resources:
     db: TenantDatabase
     verifier: TokenVerifier | None
     keys_dir: Path | None = None
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from libs.errors import InvalidArgument
-from libs.validation import normalize_email  # noqa: F401 - part of identity's rules
 
 ROLE_SUPER_ADMIN = "SUPER_ADMIN"
 ROLE_ADMIN = "ADMIN"
@@ -48,11 +47,11 @@ def check_password(password: str, email: str, field: str = "password") -> None:
         raise InvalidArgument.field(field, "is too simple")
 
 
-def check_name(value: str, field: str) -> str | None:
-    value = value.strip()
-    if len(value) > NAME_MAX:
-        raise InvalidArgument.field(field, f"must be at most {NAME_MAX} characters")
-    return value or None
+def check_organization_name(name: str, field: str = "organization_name") -> str:
+    name = name.strip()
+    if not name or len(name) > NAME_MAX:
+        raise InvalidArgument.field(field, f"is required, at most {NAME_MAX} characters")
+    return name
 
 
 def check_grantable_role(role: str, field: str = "user.role") -> str:

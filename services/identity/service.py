@@ -27,6 +27,7 @@ from libs.tenancy.context import PRINCIPAL_SERVICE, Principal
 from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
 from libs.tenancy.service_auth import ASSERTION_AUDIENCE
 from libs.tenancy.tokens import ALGORITHM, TokenSigner, load_public_keys, public_key_pem
+from libs.validation import normalize_email, optional_text
 from services.identity import domain
 from services.identity import repository as repo
 
@@ -67,10 +68,8 @@ class IdentityService:
     async def sign_up(self, *, organization_name: str, organization_slug: str, email: str, password: str,
                       first_name: str, last_name: str) -> Session:
         violations = []
-        name = organization_name.strip()
-        if not name or len(name) > domain.NAME_MAX:
-            violations.append(("organization_name", f"is required, at most {domain.NAME_MAX} characters"))
-        checks = [lambda: domain.normalize_slug(organization_slug), lambda: domain.normalize_email(email)]
+        checks = [lambda: domain.check_organization_name(organization_name),
+                  lambda: domain.normalize_slug(organization_slug), lambda: normalize_email(email)]
         results = []
         for check in checks:
             try:
@@ -78,7 +77,7 @@ class IdentityService:
             except InvalidArgument as exc:
                 violations.extend(exc.violations)
                 results.append(None)
-        slug, email_normalized = results
+        name, slug, email_normalized = results
         if email_normalized:
             try:
                 domain.check_password(password, email_normalized)
@@ -86,8 +85,8 @@ class IdentityService:
                 violations.extend(exc.violations)
         if violations:
             raise InvalidArgument("invalid sign-up request", violations)
-        first = domain.check_name(first_name, "first_name")
-        last = domain.check_name(last_name, "last_name")
+        first = optional_text(first_name, "first_name", domain.NAME_MAX)
+        last = optional_text(last_name, "last_name", domain.NAME_MAX)
         password_hash = await domain.hash_password(password)
         org_id = uuid.uuid4()
         try:
@@ -217,10 +216,10 @@ class IdentityService:
 
     async def create_user(self, principal: Principal, *, email: str, password: str, first_name: str,
                           last_name: str, role: str) -> asyncpg.Record:
-        email = domain.normalize_email(email, "user.email")
+        email = normalize_email(email, "user.email")
         domain.check_password(password, email)
-        first = domain.check_name(first_name, "user.first_name")
-        last = domain.check_name(last_name, "user.last_name")
+        first = optional_text(first_name, "user.first_name", domain.NAME_MAX)
+        last = optional_text(last_name, "user.last_name", domain.NAME_MAX)
         password_hash = await domain.hash_password(password)
         try:
             async with self.db.transaction() as conn:

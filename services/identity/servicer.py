@@ -7,7 +7,7 @@ from google.protobuf import json_format, timestamp_pb2
 
 from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal, require_role
-from libs.validation import json_object_text
+from libs.validation import json_object_text, optional_text
 from libs.wire import enum_label, enum_value, json_to_struct, mask_paths, parse_uuid, timestamp
 from services.identity import domain
 from services.identity.service import IdentityService, Session
@@ -89,10 +89,7 @@ class OrganizationServicer(identity_pb2_grpc.OrganizationServiceServicer):
         org = request.organization
         for path in mask_paths(request.update_mask, self.UPDATABLE):
             if path == "name":
-                name = org.name.strip()
-                if not name or len(name) > domain.NAME_MAX:
-                    raise InvalidArgument.field("organization.name", "is required, at most 200 characters")
-                changes["name"] = name
+                changes["name"] = domain.check_organization_name(org.name, "organization.name")
             elif path == "logo_url":
                 logo = org.logo_url.strip() if org.HasField("logo_url") else ""
                 if logo and not logo.startswith(("https://", "http://")):
@@ -141,7 +138,7 @@ class UserServicer(identity_pb2_grpc.UserServiceServicer):
         changes: dict = {}
         for path in mask_paths(request.update_mask, self.UPDATABLE):
             if path in ("first_name", "last_name"):
-                changes[path] = domain.check_name(getattr(user, path), f"user.{path}")
+                changes[path] = optional_text(getattr(user, path), f"user.{path}", domain.NAME_MAX)
             elif path == "role":
                 role = self._role(user.role, "user.role")
                 if role is None:
