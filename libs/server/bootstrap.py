@@ -39,6 +39,11 @@ class Resources:
     keys_dir: Path | None = None
 
 
+def services_in(file_descriptor) -> list[str]:
+    """Full names of every service a generated *_pb2 module's file defines."""
+    return [service.full_name for service in file_descriptor.services_by_name.values()]
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str  # "crm"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grpc import aio
 
 from libs.pagination import PageTokenCodec
-from libs.server.bootstrap import Resources, ServiceDefinition, main
+from libs.server.bootstrap import Resources, ServiceDefinition, main, services_in
 from services.crm.service import ClientsService
 from services.crm.servicer import ClientServicer
 from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
@@ -20,7 +20,7 @@ DEFINITION = ServiceDefinition(
     name="crm",
     module="services.crm.server",
     default_port=50052,
-    service_names=[s.full_name for s in crm_pb2.DESCRIPTOR.services_by_name.values()],
+    service_names=services_in(crm_pb2.DESCRIPTOR),
     register=register,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grpc import aio
 
 from libs.pagination import PageTokenCodec
-from libs.server.bootstrap import Resources, ServiceDefinition, main
+from libs.server.bootstrap import Resources, ServiceDefinition, main, services_in
 from libs.tenancy.tokens import load_signer
 from services.identity.service import IdentityService
 from services.identity.servicer import AuthServicer, OrganizationServicer, UserServicer
@@ -30,7 +30,7 @@ DEFINITION = ServiceDefinition(
     name="identity",
     module="services.identity.server",
     default_port=50051,
-    service_names=[s.full_name for s in identity_pb2.DESCRIPTOR.services_by_name.values()],
+    service_names=services_in(identity_pb2.DESCRIPTOR),
     register=register,
     public_methods=PUBLIC_METHODS,
 )
