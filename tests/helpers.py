@@ -6,8 +6,7 @@ import uuid
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2, status_pb2
 
 from libs.tenancy.tokens import TokenSigner, TokenVerifier
 
@@ -27,34 +26,23 @@ def user_token(signer: TokenSigner, organization_id: uuid.UUID, role: str = "ADM
     return token
 
 
-def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo detail of a failed call (None if it carries none)."""
-    status = rpc_status.from_call(error) if not isinstance(error, grpc.aio.AioRpcError) else None
-    if status is None:
-        for key, value in error.trailing_metadata() or ():
-            if key == "grpc-status-details-bin":
-                from google.rpc import status_pb2
-
-                status = status_pb2.Status.FromString(value)
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
+def _details(error: grpc.aio.AioRpcError, detail_type):
+    """The first detail of `detail_type` in a failed call's google.rpc.Status, or None."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                if detail.Is(detail_type.DESCRIPTOR):
+                    message = detail_type()
+                    detail.Unpack(message)
+                    return message
     return None
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    return _details(error, error_details_pb2.ErrorInfo)
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     """field → description of a failed call's BadRequest detail."""
-    from google.rpc import status_pb2
-
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    return {v.field: v.description for v in bad.field_violations}
-    return {}
+    bad_request = _details(error, error_details_pb2.BadRequest)
+    return {v.field: v.description for v in bad_request.field_violations} if bad_request else {}

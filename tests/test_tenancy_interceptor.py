@@ -4,6 +4,7 @@ handler sees. A tiny generic service (raw bytes) stands in for a business method
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import time
 import uuid
@@ -123,6 +124,13 @@ def _claims(org: uuid.UUID, **overrides) -> dict:
     return claims
 
 
+def _hmac_signed(secret: bytes, org: uuid.UUID) -> str:
+    """The classic algorithm-confusion forgery: HS256 keyed with the verifier's public key."""
+    signing_input = _b64({"alg": "HS256", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org))
+    mac = hmac.new(secret, signing_input.encode(), "sha256").digest()
+    return signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
 def _bad_tokens(signer) -> dict[str, str | None]:
     org = uuid.uuid4()
     other = new_signer("kid-1")  # same kid, different key
@@ -136,10 +144,7 @@ def _bad_tokens(signer) -> dict[str, str | None]:
         "empty bearer": "",
         "alg none": _b64({"alg": "none", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org)) + ".",
         "signed by another key": user_token(other, org),
-        "hmac with the public key": _b64({"alg": "HS256", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org))
-        + "." + base64.urlsafe_b64encode(__import__("hmac").new(public_pem, (
-            _b64({"alg": "HS256", "typ": "JWT", "kid": "kid-1"}) + "." + _b64(_claims(org))).encode(),
-            "sha256").digest()).rstrip(b"=").decode(),
+        "hmac with the public key": _hmac_signed(public_pem, org),
         "expired": jwt.encode(_claims(org, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
                               signer._key, algorithm=ALGORITHM, headers={"kid": "kid-1"}),
         "wrong audience": jwt.encode(_claims(org, aud="someone-else"), signer._key, algorithm=ALGORITHM,
