@@ -184,13 +184,13 @@ def main() -> int:
     try:
         crm_env = {**ENV, "SOULKG_KEYS_DIR": str(keys), "SOULKG_PAGE_TOKEN_SECRET": page_secret,
                    "SOULKG_DB_POOL_SIZE": "10"}
-        crm = servers.start(["-m", "services.crm.server"], {**crm_env, "SOULKG_APP_DATABASE_URL": ds.urls.app,
-                                                             "SOULKG_CRM_PORT": str(port := free_port())}, port)
+        crm = servers.start(["-m", "services.crm.server"], {**crm_env, "SOULKG_DATABASE_URL": ds.urls.app,
+                                                             "SOULKG_PORT": str(port := free_port())}, port)
         crm_bypass = servers.start(["-m", "services.crm.server"], {
-            **crm_env, "SOULKG_APP_DATABASE_URL": ds.bypass_url, "SOULKG_CRM_PORT": str(port := free_port())}, port)
+            **crm_env, "SOULKG_DATABASE_URL": ds.bypass_url, "SOULKG_PORT": str(port := free_port())}, port)
         crm_two = servers.start(["-m", "services.crm.server"], {
-            **crm_env, "SOULKG_APP_DATABASE_URL": ds.urls.app, "SOULKG_WORKERS": "2",
-            "SOULKG_CRM_PORT": str(port := free_port())}, port)
+            **crm_env, "SOULKG_DATABASE_URL": ds.urls.app, "SOULKG_WORKERS": "2",
+            "SOULKG_PORT": str(port := free_port())}, port)
         with grpc.insecure_channel(f"127.0.0.1:{crm}") as channel:
             reply = channel.unary_unary("/soulkg.crm.v1.ClientService/GetClient")(
                 bytes.fromhex(get_request), metadata=[("authorization", f"Bearer {token}")])

@@ -33,8 +33,8 @@ class ServiceError(Exception):
         self.reason = reason or self.default_reason
         self.metadata = dict(metadata or {})
 
-    def details(self) -> list[any_pb2.Any]:
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
+    def details(self, domain: str = ERROR_DOMAIN) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=domain, metadata=self.metadata)
         packed = any_pb2.Any()
         packed.Pack(info)
         return [packed]
@@ -52,8 +52,8 @@ class InvalidArgument(ServiceError):
     def field(cls, field: str, description: str) -> InvalidArgument:
         return cls(f"invalid {field}: {description}", [(field, description)])
 
-    def details(self) -> list[any_pb2.Any]:
-        details = super().details()
+    def details(self, domain: str = ERROR_DOMAIN) -> list[any_pb2.Any]:
+        details = super().details(domain)
         if self.violations:
             bad_request = error_details_pb2.BadRequest(field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
@@ -92,6 +92,11 @@ class FailedPrecondition(ServiceError):
 class Aborted(ServiceError):
     code = grpc.StatusCode.ABORTED
     default_reason = "ABORTED"
+
+
+class ResourceExhausted(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
 
 
 class DeadlineExceeded(ServiceError):
@@ -146,7 +151,7 @@ def to_service_error(exc: BaseException) -> ServiceError:
     return ServiceError("internal error")
 
 
-def to_grpc_status(error: ServiceError) -> grpc.Status:
+def to_grpc_status(error: ServiceError, domain: str = ERROR_DOMAIN) -> grpc.Status:
     status = status_pb2.Status(code=getattr(code_pb2, error.code.name), message=error.message,
-                               details=error.details())
+                               details=error.details(domain))
     return rpc_status.to_status(status)

@@ -12,8 +12,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -36,13 +34,6 @@ class PageTokenCodec:
         if len(secret) < 16:
             raise ValueError("page token secret must be at least 16 bytes")
         self._secret = secret
-
-    @classmethod
-    def from_env(cls, variable: str = "SOULKG_PAGE_TOKEN_SECRET") -> PageTokenCodec:
-        """The secret from the environment; a random one (tokens valid for this process only)
-        when unset — fine for one process, set it when several workers serve one service."""
-        value = os.environ.get(variable)
-        return cls(value.encode() if value else secrets.token_bytes(32))
 
     @staticmethod
     def fingerprint(*parts: object) -> str:

@@ -84,9 +84,11 @@ async def _serve(definition, app_db, keys_dir):
     from grpc import aio
 
     from libs.server.bootstrap import Resources, start_server
+    from libs.settings import Settings
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
-    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)), keys_dir=keys_dir)
+    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)),
+                          settings=Settings(keys_dir=keys_dir))
     running = await start_server(definition, resources)
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
     yield channel

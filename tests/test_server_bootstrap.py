@@ -7,11 +7,11 @@ import asyncio
 
 import asyncpg
 import grpc
-import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from libs.authz import PUBLIC
 from libs.server import bootstrap
 from libs.server.bootstrap import Resources, ServiceDefinition, start_server
 from libs.tenancy.database import TenantDatabase
@@ -28,8 +28,8 @@ def _register(server: aio.Server, resources: Resources) -> None:
         SERVICE, {"Slow": grpc.unary_unary_rpc_method_handler(slow)})])
 
 
-DEFINITION = ServiceDefinition(name="slow", default_port=0, service_names=[SERVICE], register=_register,
-                               public_methods=frozenset({f"/{SERVICE}/Slow"}))
+DEFINITION = ServiceDefinition(name="slow", register=_register, extra_service_names=[SERVICE],
+                               policies={SERVICE: {"Slow": PUBLIC}})
 
 
 async def _status(channel: aio.Channel, service: str = "") -> int:
@@ -95,12 +95,3 @@ async def test_reflection_lists_the_services(app_db):
     finally:
         await channel.close()
         await running.stop(0)
-
-
-@pytest.mark.parametrize("module", ["services.identity.server", "services.crm.server"])
-def test_every_service_definition_names_its_module(module):
-    import importlib
-
-    definition = importlib.import_module(module).DEFINITION
-    assert definition.module == module
-    assert definition.service_names

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from grpc import aio
 
+from libs.authz import ANY_USER, PUBLIC
 from libs.errors import InvalidArgument
 from libs.server.bootstrap import Resources, ServiceDefinition, start_server
 from libs.tenancy import context as tenancy_context
@@ -68,8 +69,9 @@ def signer():
 @pytest.fixture(scope="module")
 async def probe(database, signer):
     db = await TenantDatabase.connect(database.app, min_size=1, max_size=4)
-    definition = ServiceDefinition(name="probe", default_port=0, service_names=[SERVICE], register=_register,
-                                   public_methods=frozenset({f"/{SERVICE}/PublicPing"}))
+    definition = ServiceDefinition(name="probe", register=_register, extra_service_names=[SERVICE], policies={
+        SERVICE: {"WhoAmI": ANY_USER, "PublicPing": PUBLIC, "BadInput": ANY_USER, "Boom": ANY_USER,
+                  "SqlError": ANY_USER, "Relay": ANY_USER}})
     running = await start_server(definition, Resources(db=db, verifier=verifier_for(signer)))
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
     channel.port = running.port

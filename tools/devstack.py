@@ -99,7 +99,7 @@ def run() -> int:
     urls, server = database_up()
     if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls.app):
         print("demo data loaded (organization soul-kg)", flush=True)
-    env = {**os.environ, "SOULKG_APP_DATABASE_URL": urls.app, "SOULKG_KEYS_DIR": str(keys_dir()),
+    env = {**os.environ, "SOULKG_DATABASE_URL": urls.app, "SOULKG_KEYS_DIR": str(keys_dir()),
            "SOULKG_PAGE_TOKEN_SECRET": _secrets().get("page_tokens") or secrets.token_urlsafe(32),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")])}
     stop_requested = False

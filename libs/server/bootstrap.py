@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from libs import registry
+from libs.authz import Policies, method_rules, undeclared
+from libs.clients import ServiceClients
+from libs.errors import ERROR_DOMAIN
+from libs.pagination import PageTokenCodec
 from libs.server.logs import configure_logging
+from libs.settings import Settings
 from libs.tenancy.database import TenantDatabase
 from libs.tenancy.interceptors import TenancyInterceptor
 from libs.tenancy.tokens import TokenVerifier, load_public_keys
@@ -36,7 +44,20 @@ class Resources:
 
     db: TenantDatabase
     verifier: TokenVerifier | None
-    keys_dir: Path | None = None
+    settings: Settings = field(default_factory=Settings)
+    clients: ServiceClients | None = None
+
+    def __post_init__(self) -> None:
+        if self.clients is None:
+            self.clients = ServiceClients(self.settings)
+
+    @property
+    def keys_dir(self) -> Path | None:
+        return self.settings.keys_dir
+
+    @cached_property
+    def page_tokens(self) -> PageTokenCodec:
+        return PageTokenCodec(self.settings.page_token_key)
 
 
 def services_in(file_descriptor) -> list[str]:
@@ -46,13 +67,22 @@ def services_in(file_descriptor) -> list[str]:
 
 @dataclass(frozen=True)
 class ServiceDefinition:
-    name: str  # "crm"
-    default_port: int
-    service_names: Sequence[str]  # full proto names, for health and reflection
-    register: Callable[[aio.Server, Resources], Awaitable[None] | None]
-    public_methods: frozenset[str] = frozenset()
-    module: str = ""  # "services.crm.server": what a worker process runs
+    """A service's server: its registry name, the proto files it serves, how to add its
+    servicers, and its authorization table (services/<name>/policies.py)."""
 
+    name: str  # "crm": its entry in libs/registry.py
+    register: Callable[[aio.Server, Resources], Awaitable[None] | None]
+    policies: Policies
+    file_descriptors: Sequence = ()  # the *_pb2.DESCRIPTOR files whose services it serves
+    extra_service_names: Sequence[str] = ()  # services with no descriptor (tests' generic handlers)
+
+    @property
+    def service_names(self) -> list[str]:
+        return [*(name for fd in self.file_descriptors for name in services_in(fd)), *self.extra_service_names]
+
+    @property
+    def error_domain(self) -> str:
+        return registry.BY_NAME[self.name].error_domain if self.name in registry.BY_NAME else ERROR_DOMAIN
 
 
 @dataclass
@@ -96,8 +126,12 @@ async def _watch_database(running: RunningServer, names: Sequence[str]) -> None:
 
 async def start_server(definition: ServiceDefinition, resources: Resources, *,
                        address: str = "127.0.0.1:0", reuse_port: bool = False) -> RunningServer:
+    missing = undeclared(definition.policies, definition.file_descriptors)
+    if missing:
+        raise RuntimeError(f"{definition.name}: methods with no authorization policy: {', '.join(missing)}")
     server = aio.server(
-        interceptors=[TenancyInterceptor(resources.verifier, definition.public_methods)],
+        interceptors=[TenancyInterceptor(resources.verifier, method_rules(definition.policies),
+                                         error_domain=definition.error_domain)],
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     registered = definition.register(server, resources)
@@ -115,11 +149,6 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
     return running
 
 
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
-
-
 def require_fast_protobuf() -> None:
     """The pure-Python protobuf backend is several times slower; refuse to serve on it."""
     from google.protobuf.internal import api_implementation
@@ -129,26 +158,24 @@ def require_fast_protobuf() -> None:
                          "unset PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION or reinstall protobuf")
 
 
-async def serve(definition: ServiceDefinition) -> None:
-    """The process entry point: configuration from the environment, runs until SIGINT/SIGTERM."""
-    configure_logging(definition.name)
+async def serve(definition: ServiceDefinition, settings: Settings) -> None:
+    """The process entry point: configuration from the settings, runs until SIGINT/SIGTERM."""
+    configure_logging(definition.name, settings.log_level)
     require_fast_protobuf()
-    database_url = os.environ.get("SOULKG_APP_DATABASE_URL")
-    if not database_url:
-        raise SystemExit("SOULKG_APP_DATABASE_URL is not set (make run sets it)")
-    keys_dir = _env_path("SOULKG_KEYS_DIR")
-    verifier = TokenVerifier(load_public_keys(keys_dir)) if keys_dir and keys_dir.exists() else None
-    port = int(os.environ.get(f"SOULKG_{definition.name.upper()}_PORT", definition.default_port))
-    host = os.environ.get("SOULKG_HOST", "127.0.0.1")
-    pool_size = int(os.environ.get("SOULKG_DB_POOL_SIZE", "10"))
-    workers = int(os.environ.get("SOULKG_WORKERS", "1"))
-    if workers > 1 and os.environ.get("SOULKG_PAGE_TOKEN_SECRET") is None:
+    if not settings.database_url:
+        raise SystemExit("SOULKG_DATABASE_URL is not set (make run sets it)")
+    if settings.workers > 1 and settings.page_token_secret is None:
         raise SystemExit("with SOULKG_WORKERS > 1 set SOULKG_PAGE_TOKEN_SECRET (shared by the workers)")
+    keys_dir = settings.keys_dir
+    verifier = TokenVerifier(load_public_keys(keys_dir)) if keys_dir and keys_dir.exists() else None
+    port = settings.listen_port(definition.name)
 
-    db = await TenantDatabase.connect(database_url, min_size=min(2, pool_size), max_size=pool_size)
-    resources = Resources(db=db, verifier=verifier, keys_dir=keys_dir)
-    running = await start_server(definition, resources, address=f"{host}:{port}", reuse_port=workers > 1)
-    log.info("listening on %s:%s", host, running.port)
+    db = await TenantDatabase.connect(settings.database_url, min_size=min(2, settings.db_pool_size),
+                                      max_size=settings.db_pool_size)
+    resources = Resources(db=db, verifier=verifier, settings=settings)
+    running = await start_server(definition, resources, address=f"{settings.host}:{port}",
+                                 reuse_port=settings.workers > 1)
+    log.info("listening on %s:%s", settings.host, running.port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -157,6 +184,7 @@ async def serve(definition: ServiceDefinition) -> None:
     await stop.wait()
     log.info("shutting down")
     await running.stop()
+    await resources.clients.close()
     await db.close()
     log.info("stopped")
 
@@ -165,11 +193,11 @@ def _run_workers(definition: ServiceDefinition, workers: int) -> None:
     """SOULKG_WORKERS > 1: that many copies of this process share the port (SO_REUSEPORT;
     the kernel spreads connections), so one service uses more than one core. The parent
     only forwards SIGINT/SIGTERM and waits."""
-    import subprocess
-    import sys
+    import os
 
     env = {**os.environ, "SOULKG_WORKER": "1"}
-    children = [subprocess.Popen([sys.executable, "-m", definition.module], env=env) for _ in range(workers)]
+    module = registry.service(definition.name).module
+    children = [subprocess.Popen([sys.executable, "-m", module], env=env) for _ in range(workers)]
 
     def forward(signum, frame):  # noqa: ARG001
         for child in children:
@@ -183,7 +211,7 @@ def _run_workers(definition: ServiceDefinition, workers: int) -> None:
 
 
 def main(definition: ServiceDefinition) -> None:
-    workers = int(os.environ.get("SOULKG_WORKERS", "1"))
-    if workers > 1 and not os.environ.get("SOULKG_WORKER"):
-        _run_workers(definition, workers)
-    asyncio.run(serve(definition))
+    settings = Settings()
+    if settings.workers > 1 and not settings.worker:
+        _run_workers(definition, settings.workers)
+    asyncio.run(serve(definition, settings))

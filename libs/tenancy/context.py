@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from uuid import UUID
 
-from libs.errors import PermissionDenied, Unauthenticated
+from libs.errors import Unauthenticated
 
 PRINCIPAL_USER = "user"
 PRINCIPAL_SERVICE = "service"
@@ -28,8 +28,15 @@ class Principal:
     def user_id(self) -> UUID | None:
         return UUID(self.subject) if self.kind == PRINCIPAL_USER else None
 
+    @property
+    def service_name(self) -> str | None:
+        return self.subject.removeprefix("service:") if self.kind == PRINCIPAL_SERVICE else None
+
 
 _principal: ContextVar[Principal | None] = ContextVar("soulkg_principal", default=None)
+# The user roles the current method admits (its policy's rule), checked against the user's
+# current row at the start of each transaction (libs/tenancy/database.py). Empty: no check.
+_admitted_roles: ContextVar[frozenset[str]] = ContextVar("soulkg_admitted_roles", default=frozenset())
 # Absolute time.monotonic() by which the current call must finish (None: no deadline).
 _deadline: ContextVar[float | None] = ContextVar("soulkg_deadline", default=None)
 
@@ -45,17 +52,16 @@ def require_principal() -> Principal:
     return principal
 
 
-def require_role(*roles: str) -> Principal:
-    """The caller, if it is a user with one of `roles`; PERMISSION_DENIED otherwise."""
-    principal = require_principal()
-    if principal.kind != PRINCIPAL_USER or principal.role not in roles:
-        raise PermissionDenied("this method needs the role " + " or ".join(roles),
-                               reason="ROLE_REQUIRED", metadata={"roles": ",".join(roles)})
-    return principal
-
-
 def set_principal(principal: Principal | None):
     return _principal.set(principal)
+
+
+def set_admitted_roles(roles: frozenset[str]):
+    return _admitted_roles.set(roles)
+
+
+def admitted_roles() -> frozenset[str]:
+    return _admitted_roles.get()
 
 
 def set_deadline(time_remaining: float | None):

@@ -1,0 +1,58 @@
+"""One typed settings object per process, read from the environment (prefix `SOULKG_`).
+
+Defaults are what `make run` needs on one machine; production sets the variables. Nothing
+else in libs/ or services/ reads os.environ: they take a `Settings` (or a value from it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs import registry
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOULKG_", extra="ignore", frozen=True)
+
+    # Where this process listens. `port` 0/None: the registry's port for the service.
+    host: str = "127.0.0.1"
+    port: int | None = None
+    # This service's database URL (its own role: see libs/registry.py `db_role`).
+    database_url: str | None = None
+    db_pool_size: int = Field(10, ge=1, le=200)
+    # Public keys (`*.pub.pem`) that verify access tokens; identity also keeps its private key here.
+    keys_dir: Path | None = None
+    # Worker processes sharing the port via SO_REUSEPORT; `worker` marks a child process.
+    workers: int = Field(1, ge=1, le=64)
+    worker: bool = False
+    # HMAC key of page tokens; random per process when unset (set it when workers > 1).
+    page_token_secret: SecretStr | None = None
+    log_level: str = "INFO"
+    # Other services: name -> "host:port"; unset names use `services_host` and the registry's port.
+    service_addresses: dict[str, str] = Field(default_factory=dict)
+    services_host: str = "127.0.0.1"
+    # Deadline for a call to another service when the caller sent none.
+    default_call_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def listen_port(self, service: str) -> int:
+        return self.port if self.port else registry.service(service).port
+
+    def address_of(self, service: str) -> str:
+        """Where another service listens (for libs/clients.py)."""
+        return self.service_addresses.get(service) or f"{self.services_host}:{registry.service(service).port}"
+
+    @cached_property
+    def page_token_key(self) -> bytes:
+        if self.page_token_secret is not None:
+            return self.page_token_secret.get_secret_value().encode()
+        return secrets.token_bytes(32)
