@@ -124,6 +124,10 @@ def _from_postgres(exc: asyncpg.PostgresError) -> ServiceError:
         return InvalidArgument("the request violates a constraint", reason="CONSTRAINT_VIOLATION")
     if sqlstate.startswith("22"):
         return InvalidArgument("the request has an invalid value", reason="INVALID_VALUE")
+    if sqlstate == "SK401":  # auth.assert_caller: the user is deactivated or gone
+        return Unauthenticated("the user is deactivated", reason="USER_INACTIVE")
+    if sqlstate == "SK403":  # auth.assert_caller: the user's current role does not admit this method
+        return PermissionDenied("the user's current role does not allow this method", reason="ROLE_REQUIRED")
     if sqlstate == "42501":
         # Row-level security WITH CHECK or a missing grant: another organization's data.
         return PermissionDenied("operation not permitted", reason="ROW_LEVEL_SECURITY")

@@ -451,3 +451,65 @@ async def test_oversized_organization_settings_are_rejected(identity_channel):
     error = await rpc_error(orgs.UpdateOrganization(request, metadata=admin.metadata))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "organization.settings" in field_violations(error)
+
+
+# --- the caller's current state, not only the token's claims -------------------------------------
+
+def _deactivate(user: identity_pb2.User) -> identity_pb2.UpdateUserRequest:
+    return identity_pb2.UpdateUserRequest(user=identity_pb2.User(id=user.id, is_active=False),
+                                          update_mask=field_mask_pb2.FieldMask(paths=["is_active"]))
+
+
+async def test_a_deactivated_admin_cannot_use_the_token_he_still_holds(identity_channel):
+    """Admin B deactivates admin A. A's access token is still unexpired, but A can neither
+    reactivate himself nor deactivate B with it: the next call checks A's current row."""
+    b = await sign_up(identity_channel, "coup")
+    a = await add_user(identity_channel, b, role=enums_pb2.USER_ROLE_ADMIN, name="rogue")
+    _, _, users = stubs(identity_channel)
+    await users.UpdateUser(_deactivate(a.user), metadata=b.metadata)
+
+    reactivate = identity_pb2.UpdateUserRequest(user=identity_pb2.User(id=a.user.id, is_active=True),
+                                                update_mask=field_mask_pb2.FieldMask(paths=["is_active"]))
+    for request in (reactivate, _deactivate(b.user)):
+        with pytest.raises(aio.AioRpcError) as caught:
+            await users.UpdateUser(request, metadata=a.metadata)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error_info(caught.value).reason == "USER_INACTIVE"
+    with pytest.raises(aio.AioRpcError) as caught:
+        await users.ListUsers(identity_pb2.ListUsersRequest(), metadata=a.metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # B is untouched and A stays deactivated.
+    state = {u.id: u.is_active for u in (await users.ListUsers(identity_pb2.ListUsersRequest(),
+                                                               metadata=b.metadata)).users}
+    assert state == {b.user.id: True, a.user.id: False}
+
+
+async def test_a_demoted_admin_loses_admin_powers_on_the_next_call_but_keeps_a_managers(identity_channel):
+    b = await sign_up(identity_channel, "demote")
+    a = await add_user(identity_channel, b, role=enums_pb2.USER_ROLE_ADMIN, name="former")
+    _, _, users = stubs(identity_channel)
+    await users.UpdateUser(identity_pb2.UpdateUserRequest(
+        user=identity_pb2.User(id=a.user.id, role=enums_pb2.USER_ROLE_MANAGER),
+        update_mask=field_mask_pb2.FieldMask(paths=["role"])), metadata=b.metadata)
+    with pytest.raises(aio.AioRpcError) as caught:  # the token still says ADMIN
+        await users.CreateUser(identity_pb2.CreateUserRequest(
+            user=identity_pb2.User(email=f"x-{secrets.token_hex(3)}@example.com"), password=PASSWORD),
+            metadata=a.metadata)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(caught.value).reason == "ROLE_REQUIRED"
+    listed = await users.ListUsers(identity_pb2.ListUsersRequest(), metadata=a.metadata)  # any user may
+    assert len(listed.users) == 2
+
+
+async def test_a_deactivated_manager_is_refused_by_other_services_too(identity_channel, crm_channel):
+    from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
+
+    admin = await sign_up(identity_channel, "crm-deact")
+    manager = await add_user(identity_channel, admin)
+    clients = crm_pb2_grpc.ClientServiceStub(crm_channel)
+    await clients.ListClients(crm_pb2.ListClientsRequest(), metadata=manager.metadata)
+    _, _, users = stubs(identity_channel)
+    await users.UpdateUser(_deactivate(manager.user), metadata=admin.metadata)
+    with pytest.raises(aio.AioRpcError) as caught:
+        await clients.ListClients(crm_pb2.ListClientsRequest(), metadata=manager.metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED

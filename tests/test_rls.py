@@ -76,10 +76,11 @@ SPECS: dict[str, TableSpec] = {
     "dialogue_analysis": TableSpec({"prompt_variant_id": "prompt_variants"}, lambda: {
         "analysis_type": "SUCCESS_PATTERNS", "data": Jsonb({"score": 1})}),
     "whatsapp_sessions": TableSpec(),
+    "request_ids": TableSpec(values=lambda: {"method": "/soulkg.test.v1.T/Create", "request_id": uuid.uuid4()}),
 }
 
-# Tables of records that are never updated, so they have no updated_at.
-APPEND_ONLY = {"messages", "client_status_history", "dialogue_analysis", "refresh_tokens"}
+# Tables of records that are never edited by users, so they have no updated_at.
+APPEND_ONLY = {"messages", "client_status_history", "dialogue_analysis", "refresh_tokens", "request_ids"}
 
 TENANT_TABLES = list(graphlib.TopologicalSorter(
     {table: set(spec.refs.values()) for table, spec in SPECS.items() if table != "organizations"}

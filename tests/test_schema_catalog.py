@@ -115,7 +115,8 @@ def indexes(conn) -> list[tuple[str, str, bool, bool, list[str]]]:
 
 
 def test_the_product_tables_are_there(tables):
-    assert len(tables) == 18  # the seed's 15, experiment_variants, refresh_tokens, organizations
+    # the seed's 15, experiment_variants, refresh_tokens, request_ids, organizations
+    assert len(tables) == 19
 
 
 def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tables):

@@ -81,22 +81,42 @@ async def probe(database, signer):
     await db.close()
 
 
+def real_user(database, role: str = "MANAGER") -> tuple[uuid.UUID, uuid.UUID]:
+    """An organization and an active user of it (rows written as the superuser): a user's call
+    checks the user's current row (auth.assert_caller), so tokens must name a real user."""
+    import psycopg
+
+    org, user = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(database.admin, autocommit=True) as conn:
+        conn.execute("insert into organizations (id, name, slug) values (%s, 'Probe', %s)",
+                     [org, f"probe-{org.hex[:12]}"])
+        conn.execute("insert into users (organization_id, id, email, password_hash, role)"
+                     " values (%s, %s, 'probe@example.com', 'x', %s)", [org, user, role])
+    return org, user
+
+
+@pytest.fixture
+def member(database, signer) -> tuple[uuid.UUID, str]:
+    """(organization, a MANAGER's token) for a real user."""
+    org, user = real_user(database)
+    return org, user_token(signer, org, role="MANAGER", user_id=user)
+
+
 async def call(channel: aio.Channel, method: str, token: str | None = None, timeout: float = 5):
     metadata = [("authorization", f"Bearer {token}")] if token is not None else None
     return await channel.unary_unary(f"/{SERVICE}/{method}")(b"", metadata=metadata, timeout=timeout)
 
 
-async def test_valid_token_reaches_handler_with_its_organization(probe, signer):
-    org = uuid.uuid4()
-    reply = json.loads(await call(probe, "WhoAmI", user_token(signer, org, role="MANAGER")))
+async def test_valid_token_reaches_handler_with_its_organization(probe, member):
+    org, token = member
+    reply = json.loads(await call(probe, "WhoAmI", token))
     assert reply["org"] == str(org)
     assert reply["org_seen"] == str(org)
     assert reply["role"] == "MANAGER"
 
 
-async def test_calls_to_other_services_forward_the_callers_token_and_deadline(probe, signer):
-    org = uuid.uuid4()
-    token = user_token(signer, org, role="MANAGER")
+async def test_calls_to_other_services_forward_the_callers_token_and_deadline(probe, member):
+    org, token = member
     target = f"127.0.0.1:{probe.port}".encode()
     reply = json.loads(await probe.unary_unary(f"/{SERVICE}/Relay")(
         target, metadata=[("authorization", f"Bearer {token}")], timeout=2))
@@ -104,8 +124,8 @@ async def test_calls_to_other_services_forward_the_callers_token_and_deadline(pr
     assert int(reply["timeout"].removesuffix("ms")) <= 2000  # the downstream call inherited the deadline
 
 
-async def test_statement_timeout_follows_the_callers_deadline(probe, signer):
-    reply = json.loads(await call(probe, "WhoAmI", user_token(signer, uuid.uuid4()), timeout=2))
+async def test_statement_timeout_follows_the_callers_deadline(probe, member):
+    reply = json.loads(await call(probe, "WhoAmI", member[1], timeout=2))
     timeout_ms = int(reply["timeout"].removesuffix("ms"))
     assert 1000 < timeout_ms <= 2000
 
@@ -192,9 +212,9 @@ async def test_unexpected_exception_is_internal_without_leaking(probe, signer):
     assert "secret" not in (caught.value.details() or "")
 
 
-async def test_postgres_data_error_is_invalid_argument_not_internal(probe, signer):
+async def test_postgres_data_error_is_invalid_argument_not_internal(probe, member):
     with pytest.raises(aio.AioRpcError) as caught:
-        await call(probe, "SqlError", user_token(signer, uuid.uuid4()))
+        await call(probe, "SqlError", member[1])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "uuid" not in (caught.value.details() or "")
 

@@ -10,6 +10,7 @@ organization into the next.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -17,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.errors import DeadlineExceeded
-from libs.tenancy.context import require_principal, time_remaining
+from libs.tenancy.context import admitted_roles, current_principal, require_principal, time_remaining
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 # Keep a little of the caller's deadline for the reply to travel back.
@@ -37,9 +38,11 @@ async def _rollback_if_open(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool) -> str:
-    """BEGIN and both settings in one simple-query round trip. Only a UUID (or the empty
-    NO_ORGANIZATION) and an int are interpolated, so nothing a caller sends reaches the SQL."""
+def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool, caller: UUID | None = None,
+               roles: frozenset[str] = frozenset()) -> str:
+    """BEGIN, both settings and (for a user's call) the check of the user's current state, in
+    one simple-query round trip. Only UUIDs (or the empty NO_ORGANIZATION), an int and role
+    labels from the code's own policy tables are interpolated: nothing a caller sends."""
     if isinstance(org, UUID):
         org_text = str(org)
     elif org == NO_ORGANIZATION:
@@ -47,8 +50,14 @@ def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool) -> str:
     else:
         raise TypeError("organization_id must be a UUID or NO_ORGANIZATION")
     mode = " READ ONLY" if readonly else ""
-    return (f"BEGIN{mode}; SELECT set_config('app.current_organization_id', '{org_text}', true), "
-            f"set_config('statement_timeout', '{int(timeout_ms)}ms', true)")
+    sql = (f"BEGIN{mode}; SELECT set_config('app.current_organization_id', '{org_text}', true), "
+           f"set_config('statement_timeout', '{int(timeout_ms)}ms', true)")
+    if caller is not None:
+        if not all(role.isalpha() and role.isupper() for role in roles):
+            raise ValueError("role labels are upper-case words")
+        role_array = "{" + ",".join(sorted(roles)) + "}"
+        sql += f"; SELECT auth.assert_caller('{UUID(str(caller))}', '{role_array}')"
+    return sql
 
 
 def statement_timeout_ms() -> int:
@@ -79,11 +88,25 @@ class TenantDatabase:
     async def transaction(self, organization_id: UUID | str | None = None, *,
                           readonly: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A transaction as `organization_id`, by default the calling principal's organization."""
-        org = organization_id if organization_id is not None else require_principal().organization_id
-        begin = _begin_sql(org, statement_timeout_ms(), readonly)
+        principal = current_principal()
+        if organization_id is None:
+            organization_id = require_principal().organization_id
+        # A user's call also checks the user's current row (active, and a role the method
+        # admits): see auth.assert_caller in migrations/versions/0004.
+        caller = principal.user_id if principal is not None and \
+            principal.organization_id == organization_id else None
+        begin = _begin_sql(organization_id, statement_timeout_ms(), readonly, caller,
+                           admitted_roles() if caller is not None else frozenset())
         async with self.pool.acquire() as conn:
-            await conn.execute(begin)
-            yield conn  # an exception leaves the transaction open: the pool's reset rolls it back
+            try:
+                await conn.execute(begin)
+                yield conn
+            except BaseException:
+                # End the failed transaction here, so the pool never meets an open one.
+                if not conn.is_closed() and conn.is_in_transaction():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
             await conn.execute("COMMIT")
 
     async def ping(self) -> None:
