@@ -123,10 +123,10 @@ async def test_the_call_inherits_the_callers_deadline_organization_and_request_i
             await channel.unary_unary(f"/{RELAY}/Forward")(b"", timeout=2, metadata=[
                 *a.metadata, ("x-request-id", "req-123")])
             assert captured["org"] == a.organization.id
-            assert 0 < captured["remaining"] <= 2  # the caller's 2 s, not the default 30 s
+            assert 0 < captured["remaining"] <= 2.1  # the caller's 2 s (the wire rounds up), not 30 s
             assert captured["request_id"] == "req-123"
             await channel.unary_unary(f"/{RELAY}/Forward")(b"", metadata=a.metadata)  # no caller deadline
-            assert 2 < captured["remaining"] <= 31  # the default call timeout (30 s, deadlines round up)
+            assert 10 < captured["remaining"] <= 30.1  # the settings' default call timeout
     finally:
         await resources.clients.close()
         await running.stop(0)
