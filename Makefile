@@ -27,9 +27,10 @@ test: $(STAMP)
 psql: $(STAMP)
 	@$(PY) tools/devstack.py psql
 
-## make lint: ruff, buf lint and the generated-code drift check.
+## make lint: ruff, the direction of imports between layers, buf lint and the generated-code drift check.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) tools/lint_layers.py
 	bash tools/lint_protos.sh
 	$(PY) tools/gen_protos.py --check
 

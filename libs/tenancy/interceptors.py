@@ -24,7 +24,8 @@ import structlog
 from grpc import aio
 
 from libs.authz import Rule
-from libs.errors import ERROR_DOMAIN, PermissionDenied, Unauthenticated, to_grpc_status, to_service_error
+from libs.errors import ERROR_DOMAIN, PermissionDenied, Unauthenticated
+from libs.status import to_grpc_status, to_service_error
 from libs.tenancy import context as tenancy_context
 from libs.tenancy.tokens import TokenVerifier
 
@@ -117,12 +118,12 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
     async def _fail(self, method: str, context: aio.ServicerContext, exc: Exception, started: float):
         error = to_service_error(exc)
-        fields = {"code": error.code.name, "reason": error.reason,
+        fields = {"code": error.code, "reason": error.reason,
                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
-        if error.code == grpc.StatusCode.INTERNAL:
+        if error.code == "INTERNAL":
             log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
         else:
-            log.info("%s: %s", method, error.code.name, extra={"fields": fields})
+            log.info("%s: %s", method, error.code, extra={"fields": fields})
         status = to_grpc_status(error, self._error_domain)
         await context.abort(status.code, status.details, status.trailing_metadata)
 
