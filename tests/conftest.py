@@ -10,10 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from libs.db import migrate
 from libs.db.embedded import EmbeddedPostgres
 from libs.db.provision import DatabaseUrls, drop_database, provision
+
+# Property tests are deterministic in CI: a fixed seed, a bounded number of examples, no
+# timing-based failures and no example database left in the checkout.
+settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None, database=None,
+                          print_blob=False)
+settings.load_profile("ci")
 
 ROLE_PASSWORDS = {"owner": secrets.token_urlsafe(16), "app": secrets.token_urlsafe(16)}
 
