@@ -84,7 +84,7 @@ def test_seed_database_and_proto_enums_agree(database, enum):
     assert len(seed) == 17
 
     pg_type, service = ENUMS[enum]
-    with psycopg.connect(database.app) as conn:
+    with psycopg.connect(database.service("crm")) as conn:
         labels = [label for (label,) in conn.execute(
             "select e.enumlabel from pg_enum e join pg_type t on t.oid = e.enumtypid"
             " where t.typname = %s and t.typnamespace = 'public'::regnamespace"
