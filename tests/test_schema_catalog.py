@@ -126,12 +126,13 @@ def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tab
             "select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass",
             [table]).fetchone()
         assert (enabled, forced) == (True, True), table
-        # What applies to the services: exactly the tenant policy. (Policies for other roles,
-        # such as the owner's behind identity's SECURITY DEFINER functions, may exist too.)
+        # What applies to the services' roles: exactly the tenant policy, through their group.
+        # (Policies for other roles, such as the owner's behind identity's SECURITY DEFINER
+        # functions, may exist too.)
         policies = conn.execute(
             "select policyname, permissive, roles::text[], cmd, qual, with_check from pg_policies"
-            " where schemaname = 'public' and tablename = %s"
-            " and (%s = any(roles) or 'public' = any(roles))", [table, APP_ROLE]).fetchall()
+            " where schemaname = 'public' and tablename = %s and roles && %s::name[]",
+            [table, [APP_ROLE, "public", *SERVICE_ROLES]]).fetchall()
         key = "id" if table == ORGANIZATIONS else "organization_id"
         check = f"({key} = ( SELECT app.current_org() AS current_org))"
         assert policies == [(f"{table}_tenant_isolation", "PERMISSIVE", [APP_ROLE], "ALL", check, check)]
