@@ -113,7 +113,7 @@ async def _forget_earlier_writes(admin_url: str) -> None:
 
 
 def prepare(data_dir: Path) -> Dataset:
-    server = EmbeddedPostgres(data_dir).start()
+    server = EmbeddedPostgres(data_dir, durable=False).start()
     password = (data_dir / "role-password").read_text().strip() if (data_dir / "role-password").exists() else None
     if password is None:
         password = secrets.token_urlsafe(16)

@@ -36,7 +36,7 @@ def admin_url() -> Iterator[str]:
         yield os.environ["DATABASE_URL"]
         return
     with tempfile.TemporaryDirectory(prefix="soulkg-test-pg-") as tmp:
-        server = EmbeddedPostgres(Path(tmp)).start()
+        server = EmbeddedPostgres(Path(tmp), durable=False).start()
         try:
             yield server.admin_url
         finally:
