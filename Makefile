@@ -35,6 +35,7 @@ lint: $(STAMP)
 	bash tools/lint_protos.sh
 	$(PY) tools/gen_protos.py --check
 	$(PY) tools/gen_compose.py --check
+	$(PY) tools/gen_k8s.py --check
 
 ## make protos: regenerate gen/python from protos/ (commit the result).
 protos: $(STAMP)
