@@ -169,9 +169,15 @@ def test_migration_job_runs_devstack_init_with_the_variables_it_reads():
     job = _find("Job", "soulkg-migrate")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["python", "tools/devstack.py", "init"]
+    from libs.db.provision import OWNER_ROLE, password_variable, service_roles
+
     devstack = (Path(gen_k8s.ROOT) / "tools" / "devstack.py").read_text()
-    for env in container["env"]:
-        assert f'"{env["name"]}"' in devstack, f"devstack.py does not read {env['name']}"
+    names = {env["name"] for env in container["env"]}
+    passwords = {password_variable(role) for role in (OWNER_ROLE, *service_roles())}
+    assert passwords <= names  # devstack reads every role's password through password_variable
+    assert "password_variable(" in devstack
+    for name in names - passwords:
+        assert f'"{name}"' in devstack, f"devstack.py does not read {name}"
     assert _secret_env(container)["DATABASE_URL"] == ("soulkg-db-admin", "url")
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 

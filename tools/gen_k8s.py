@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
 from libs import registry  # noqa: E402
+from libs.db.provision import OWNER_ROLE, password_variable, service_roles  # noqa: E402
 from libs.server.bootstrap import SHUTDOWN_GRACE_SECONDS  # noqa: E402
 
 OUT_DIR = ROOT / "deploy" / "k8s"
@@ -58,7 +59,7 @@ JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu
 # Secrets the manifests name (docs/scaling.md says what each holds; none are generated).
 SECRET_DB = "soulkg-db-{name}"  # key `url`: the service's own role's libpq URL
 SECRET_DB_ADMIN = "soulkg-db-admin"  # key `url`: a role that may create roles and databases
-SECRET_DB_ROLES = "soulkg-db-roles"  # keys `owner-password`, `app-password`
+SECRET_DB_ROLES = "soulkg-db-roles"  # keys `<role>-password`: the owner's and each service role's
 SECRET_PAGE_TOKENS = "soulkg-page-tokens"  # key `secret`: shared by every replica
 SECRET_PUBLIC_KEYS = "soulkg-token-public-keys"  # `<kid>.pub.pem` files and `current`
 SECRET_SIGNING_KEYS = "soulkg-token-signing-keys"  # identity: + `<kid>.key.pem`
@@ -304,8 +305,8 @@ def migration_job() -> dict:
                         "command": ["python", "tools/devstack.py", "init"],
                         "env": [
                             env_secret("DATABASE_URL", SECRET_DB_ADMIN, "url"),
-                            env_secret("SOULKG_OWNER_PASSWORD", SECRET_DB_ROLES, "owner-password"),
-                            env_secret("SOULKG_APP_PASSWORD", SECRET_DB_ROLES, "app-password"),
+                            *(env_secret(password_variable(role), SECRET_DB_ROLES, f"{role}-password")
+                              for role in (OWNER_ROLE, *service_roles())),
                             env_value("SOULKG_DATA_DIR", DATA_DIR),
                         ],
                         "resources": JOB_RESOURCES,
