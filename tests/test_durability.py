@@ -11,7 +11,6 @@ import signal
 import uuid
 from collections import Counter
 
-import grpc
 import psycopg
 from grpc import aio
 
@@ -27,6 +26,11 @@ from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 def _kill_postmaster(server: EmbeddedPostgres) -> None:
     pid = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
     os.killpg(os.getpgid(pid), signal.SIGKILL)  # the postmaster and every backend, like a power cut
+
+
+async def _until(predicate) -> None:
+    while not predicate():  # noqa: ASYNC110 - polls a counter the writers bump
+        await asyncio.sleep(0.02)
 
 
 async def test_acknowledged_creates_survive_a_database_crash(tmp_path, keys_dir):
@@ -65,14 +69,12 @@ async def test_acknowledged_creates_survive_a_database_crash(tmp_path, keys_dir)
         async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = crm_pb2_grpc.ClientServiceStub(channel)
             writers = [asyncio.create_task(writer(n, stub)) for n in range(8)]
-            while outcomes["OK"] < 200:
-                await asyncio.sleep(0.02)
+            await _until(lambda: outcomes["OK"] >= 200)
             _kill_postmaster(server)
             await asyncio.sleep(0.5)
             server.start()  # same data directory and port; crash recovery replays the WAL
             before = outcomes["OK"]
-            while outcomes["OK"] < before + 100:  # the service recovers without a restart
-                await asyncio.sleep(0.02)
+            await _until(lambda: outcomes["OK"] >= before + 100)  # it recovers without a restart
             stop.set()
             await asyncio.gather(*writers)
     finally:
