@@ -125,12 +125,45 @@ async def serve(name: str, service_dbs, keys_dir):
         yield channel
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def stack(service_dbs, keys_dir):
+    """Every existing registry service, served in process on its own port with its own role's
+    pool, and told where the others listen (so calls between services are real gRPC calls).
+    Yields {name: port}."""
+    from libs.server.bootstrap import Resources, start_server
+    from libs.settings import Settings
+    from libs.tenancy.tokens import TokenVerifier, load_public_keys
+
+    ports = {entry.name: _free_port() for entry in registry.existing()}
+    settings = Settings(keys_dir=keys_dir, service_addresses={n: f"127.0.0.1:{p}" for n, p in ports.items()})
+    verifier = TokenVerifier(load_public_keys(keys_dir))
+    running = []
+    for name, port in ports.items():
+        definition = importlib.import_module(registry.service(name).module).DEFINITION
+        resources = Resources(db=service_dbs[name], verifier=verifier, settings=settings)
+        running.append((await start_server(definition, resources, address=f"127.0.0.1:{port}"), resources))
+    yield ports
+    for server, resources in running:
+        await server.stop(0)
+        await resources.clients.close()
+
+
 def channel_fixture(name: str):
-    """A session fixture `<name>_channel`: a channel to service `name`, served in process."""
+    """A session fixture `<name>_channel`: a channel to service `name` of the in-process stack."""
 
     @pytest.fixture(scope="session", name=f"{name}_channel")
-    async def _channel(service_dbs, keys_dir):
-        async for channel in serve(name, service_dbs, keys_dir):
+    async def _channel(stack):
+        from grpc import aio
+
+        async with aio.insecure_channel(f"127.0.0.1:{stack[name]}") as channel:
             yield channel
 
     return _channel
