@@ -32,6 +32,7 @@ from libs.db.embedded import EmbeddedPostgres  # noqa: E402
 from libs.db.provision import OWNER_ROLE, DatabaseUrls, password_variable, provision, service_roles  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair  # noqa: E402
+from tools.supervisor import Supervisor  # noqa: E402
 
 DATA = Path(os.environ.get("SOULKG_DATA_DIR", REPO / ".data"))
 DATABASE_NAME = os.environ.get("SOULKG_DATABASE", "soulkg")
@@ -113,6 +114,7 @@ def _die_with_parent() -> None:
 
 def run() -> int:
     started = time.monotonic()
+    _die_with_parent()  # `make run` killed (not only Ctrl-C) stops this stack cleanly too
     urls, server = database_up()
     if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls):
         print("demo data loaded (organization soul-kg)", flush=True)
@@ -132,46 +134,52 @@ def run() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    children: dict[str, subprocess.Popen] = {}
+    supervisor = Supervisor()
+    watch_database = server is not None
     try:
         for name, entry in services.items():
-            children[name] = subprocess.Popen(
-                [sys.executable, "-m", entry.module], cwd=REPO,
-                env={**env, "SOULKG_DATABASE_URL": urls.service(name)},
-                start_new_session=True, preexec_fn=_die_with_parent)
-        for name, proc in children.items():
+            def start(entry=entry, name=name) -> subprocess.Popen:
+                return subprocess.Popen(
+                    [sys.executable, "-m", entry.module], cwd=REPO,
+                    env={**env, "SOULKG_DATABASE_URL": urls.service(name)},
+                    start_new_session=True, preexec_fn=_die_with_parent)
+            supervisor.add(name, start)
+        for name, child in supervisor.children.items():
             if not wait_serving(services[name].port) and not stop_requested:
-                print(f"service {name} did not become healthy (exit code {proc.poll()})", file=sys.stderr)
+                print(f"service {name} did not become healthy (exit code {child.process.poll()})", file=sys.stderr)
                 return 1
         print(f"\nSoul KG CRM is up in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  database (owner): make psql   [{'embedded, .data/postgres' if server else 'DATABASE_URL'}]")
-        for name in children:
+        for name in supervisor.children:
             port = services[name].port
             print(f"  {name:<10} grpc  127.0.0.1:{port}   grpcurl -plaintext localhost:{port} list")
-        if not children:
+        if not supervisor.children:
             print("  (no services exist yet)")
         from tools import demo_data
 
         print(f"  demo login: organization_slug={demo_data.SLUG} email={demo_data.ADMIN_EMAIL} "
               f"password={demo_data.PASSWORD}")
         print("Ctrl-C stops everything.", flush=True)
+        database_backoff, database_retry_at = 1.0, 0.0
         while not stop_requested:
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    print(f"service {name} exited with code {proc.returncode}", file=sys.stderr)
-                    return 1
+            supervisor.poll()
+            if watch_database and server.running_port() is None and time.monotonic() >= database_retry_at:
+                # The services keep running and answer UNAVAILABLE meanwhile; their pools
+                # reconnect once the database is back.
+                print("PostgreSQL is not running; starting it again", file=sys.stderr, flush=True)
+                try:
+                    server.start()
+                    print("PostgreSQL is back", file=sys.stderr, flush=True)
+                    database_backoff = 1.0
+                except RuntimeError as error:
+                    print(f"PostgreSQL did not start ({str(error).splitlines()[0]}); retrying in "
+                          f"{database_backoff:.0f}s", file=sys.stderr, flush=True)
+                    database_retry_at = time.monotonic() + database_backoff
+                    database_backoff = min(database_backoff * 2, 30.0)
             time.sleep(0.3)
         return 0
     finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        supervisor.stop()
         if server is not None:
             server.stop()
         print("stopped.", flush=True)
