@@ -135,24 +135,24 @@ async def load(db: TenantDatabase) -> bool:
 
         clients = []
         for index, (phone, first, last, language, status, context) in enumerate(CLIENTS):
-            client = await crm_repo.insert_client(conn, org, {
+            client = await crm_repo.insert_client(conn, {
                 "phone": phone, "first_name": first, "last_name": last, "preferred_language": language,
                 "cultural_context": json.dumps(context), "metadata": json.dumps({"source": "demo"}),
                 "assigned_partner_id": str(partners[index % 3]) if status in ("SOLD", "SERVICE") else None,
                 "prompt_variant_id": str((variant_a, variant_b)[index % 2])})
-            await crm_repo.insert_history(conn, org, client["id"], None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
+            await crm_repo.insert_history(conn, client.id, None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
             if status != "NEW_LEAD":
-                await crm_repo.set_status(conn, client["id"], status)
-                await crm_repo.insert_history(conn, org, client["id"], "NEW_LEAD", status, "HUMAN",
+                await crm_repo.set_status(conn, client.id, status)
+                await crm_repo.insert_history(conn, client.id, "NEW_LEAD", status, "HUMAN",
                                               managers[index % 2]["id"], None, "demo data")
-            clients.append(client["id"])
+            clients.append(client.id)
             if index < 8:
-                await _insert(conn, "client_products", {"organization_id": org, "client_id": client["id"],
+                await _insert(conn, "client_products", {"organization_id": org, "client_id": client.id,
                                                         "product_id": products[index % len(products)],
                                                         "status": ("INTERESTED", "PROPOSED", "SELECTED", "BOOKED")[index % 4]})
             if status in ("SOLD", "SERVICE", "NEGOTIATION"):
                 await _insert(conn, "client_tours", {
-                    "organization_id": org, "client_id": client["id"], "tour_id": tours[6 + index % 6],
+                    "organization_id": org, "client_id": client.id, "tour_id": tours[6 + index % 6],
                     "status": {"SOLD": "BOOKED", "SERVICE": "CONFIRMED", "NEGOTIATION": "PROPOSED"}[status],
                     "participants": 2})
 
