@@ -82,10 +82,10 @@ async def load(db: TenantDatabase) -> bool:
     now = datetime.now(UTC)
     async with db.transaction(org) as conn:
         await identity_repo.create_organization(conn, org, "Soul KG", SLUG)
-        await identity_repo.update_organization(conn, org, {"settings": json.dumps(
+        await identity_repo.update_organization(conn, {"settings": json.dumps(
             {"timezone": "Asia/Bishkek", "default_currency": "USD", "languages": ["en", "ru", "ar"]})})
-        admin = await identity_repo.insert_user(conn, org, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
-        managers = [await identity_repo.insert_user(conn, org, email, password_hash, first, last, "MANAGER")
+        admin = await identity_repo.insert_user(conn, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
+        managers = [await identity_repo.insert_user(conn, email, password_hash, first, last, "MANAGER")
                     for email, first, last in MANAGERS]
 
         partners = [await _insert(conn, "partners", {
@@ -144,7 +144,7 @@ async def load(db: TenantDatabase) -> bool:
             if status != "NEW_LEAD":
                 await crm_repo.set_status(conn, client.id, status)
                 await crm_repo.insert_history(conn, client.id, "NEW_LEAD", status, "HUMAN",
-                                              managers[index % 2]["id"], None, "demo data")
+                                              managers[index % 2].id, None, "demo data")
             clients.append(client.id)
             if index < 8:
                 await _insert(conn, "client_products", {"organization_id": org, "client_id": client.id,
@@ -179,7 +179,7 @@ async def load(db: TenantDatabase) -> bool:
                     "organization_id": org, "conversation_id": conversation,
                     "direction": "INCOMING" if incoming else "OUTGOING",
                     "sender": "CLIENT" if incoming else sender,
-                    "sender_id": admin["id"] if sender == "HUMAN" else None, "content": content,
+                    "sender_id": admin.id if sender == "HUMAN" else None, "content": content,
                     "language": language, "whatsapp_message_id": f"demo-{client_index}-{position}",
                     "status": "DELIVERED", "created_at": started + timedelta(minutes=position)})
 
