@@ -1,8 +1,11 @@
 """Domain errors and the one mapping from any exception to a gRPC status.
 
-Services raise these from domain code; the error interceptor in `libs.server` turns them
-(and PostgreSQL errors) into a status code plus `google.rpc.Status` details: `ErrorInfo`
-always, `BadRequest` field violations for invalid input. Nothing raw reaches a caller.
+Services raise these from domain code (and repositories, for the constraint violations
+they translate); the tenancy interceptor (`libs/tenancy/interceptors.py`) turns them, and
+PostgreSQL errors, into a status code plus `google.rpc.Status` details: `ErrorInfo` always,
+in the service's own error domain (`crm.soulkg.dev`, ...), and `BadRequest` field violations
+for invalid input. Nothing raw reaches a caller. Every reason a service can return is listed
+in its proto (tests/test_error_reasons.py checks that).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-ERROR_DOMAIN = "soulkg.dev"
+ERROR_DOMAIN = "soulkg.dev"  # only for servers with no registry entry (tests' probes)
 log = logging.getLogger("soulkg.errors")
 
 
