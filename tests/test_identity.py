@@ -19,15 +19,8 @@ from grpc import aio
 from libs.tenancy.service_auth import load_service_key, sign_assertion
 from libs.tenancy.tokens import ALGORITHM, TokenVerifier, load_public_keys
 from soulkg.identity.v1 import enums_pb2, identity_pb2
-from tests.helpers import error_info, field_violations
+from tests.helpers import Caller, error_info, field_violations, rpc_error
 from tests.identity_helpers import PASSWORD, add_user, sign_up, stubs
-
-
-async def rpc_error(awaitable) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as caught:
-        await awaitable
-    return caught.value
-
 
 # --- sign-up ------------------------------------------------------------------------------------
 
@@ -219,24 +212,13 @@ async def test_manager_gets_permission_denied_on_admin_methods(identity_channel,
     admin = await sign_up(identity_channel, "roles")
     manager = await add_user(identity_channel, admin)
     _, orgs, users = stubs(identity_channel)
-    call = ADMIN_CALLS[method](_with_metadata(users, manager.metadata), _with_metadata(orgs, manager.metadata),
+    call = ADMIN_CALLS[method](Caller(users, manager.metadata), Caller(orgs, manager.metadata),
                                admin.user.id)
     error = await rpc_error(call)
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     # The same call as the admin goes through: the role, not the call, was refused.
-    await ADMIN_CALLS[method](_with_metadata(users, admin.metadata), _with_metadata(orgs, admin.metadata),
+    await ADMIN_CALLS[method](Caller(users, admin.metadata), Caller(orgs, admin.metadata),
                               admin.user.id)
-
-
-class _with_metadata:
-    """A stub whose every call carries the given metadata."""
-
-    def __init__(self, stub, metadata):
-        self._stub, self._metadata = stub, metadata
-
-    def __getattr__(self, name):
-        method = getattr(self._stub, name)
-        return lambda request: method(request, metadata=self._metadata)
 
 
 async def test_create_get_list_users_with_pagination(identity_channel):

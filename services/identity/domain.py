@@ -315,6 +315,27 @@ def validate_organization_update(request: UpdateOrganization) -> OrganizationUpd
     return OrganizationUpdate(changes, request.etag)
 
 
+def validate_password_change(old_password_ok: bool, new_password: str, email: str) -> None:
+    violations = Violations()
+    if not old_password_ok:
+        violations.add("old_password", "does not match the current password")
+    violations.check(check_password, new_password, email, "new_password")
+    violations.raise_if_any("invalid password change")
+
+
+def parse_refresh_token(token: str) -> tuple[UUID, str]:
+    """A refresh token is `<organization id>.<secret>`: (the organization, the secret)."""
+    org, _, secret = token.partition(".")
+    try:
+        return UUID(org), secret
+    except ValueError:
+        raise InvalidArgument.field("refresh_token", "is not a refresh token") from None
+
+
+def parse_organization_id(value: str) -> UUID:
+    return parse_uuid(value, "organization_id")
+
+
 def check_changeable(user: User) -> None:
     if user.role == ROLE_SUPER_ADMIN:
         raise PermissionDenied("a platform super admin cannot be changed here", reason="SUPER_ADMIN")

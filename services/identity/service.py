@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from libs.errors import PermissionDenied, Unauthenticated
 from libs.idempotency import claim_request_id, record_request_id
 from libs.persistence import KeysetPager, Page, check_etag, found
 from libs.tenancy.context import PRINCIPAL_SERVICE, Principal
@@ -91,18 +91,10 @@ class IdentityService:
             user = await repo.record_login(conn, credentials.user.id, datetime.now(UTC), new_hash)
             return await self._open_session(conn, org_id, user)
 
-    @staticmethod
-    def _parse_refresh_token(token: str) -> tuple[uuid.UUID, str]:
-        org, _, secret = token.partition(".")
-        try:
-            return uuid.UUID(org), secret
-        except ValueError:
-            raise InvalidArgument.field("refresh_token", "is not a refresh token") from None
-
     async def refresh(self, refresh_token: str) -> Session:
         """Rotation: a refresh token works once. Presenting a spent one again means it was
         stolen (or replayed): the whole family is revoked, so the thief's copy dies too."""
-        org_id, secret = self._parse_refresh_token(refresh_token)
+        org_id, secret = domain.parse_refresh_token(refresh_token)
         async with self.db.transaction(org_id) as conn:
             token = await repo.claim_refresh_token(conn, secret)
             if token is None:
@@ -118,7 +110,7 @@ class IdentityService:
 
     async def logout(self, refresh_token: str) -> None:
         """Ends the session (the token's family). Unknown tokens are fine: nothing to end."""
-        org_id, secret = self._parse_refresh_token(refresh_token)
+        org_id, secret = domain.parse_refresh_token(refresh_token)
         async with self.db.transaction(org_id) as conn:
             token = await repo.claim_refresh_token(conn, secret)
             if token is not None:
@@ -154,10 +146,7 @@ class IdentityService:
             raise denied from None
         if claims["org"] != organization_id or claims["exp"] - claims["iat"] > SERVICE_ASSERTION_MAX_AGE_SECONDS:
             raise denied
-        try:
-            org_id = uuid.UUID(organization_id)
-        except ValueError:
-            raise InvalidArgument.field("organization_id", "must be a UUID") from None
+        org_id = domain.parse_organization_id(organization_id)
         async with self.db.transaction(org_id, readonly=True) as conn:
             found(await repo.get_organization(conn), "organization")
         return self.signer.issue(organization_id=org_id, subject=f"service:{service_name}",
@@ -227,9 +216,8 @@ class IdentityService:
             raise PermissionDenied("only users have passwords", reason="NOT_A_USER")
         async with self.db.transaction(readonly=True) as conn:
             credentials = found(await repo.get_credentials(conn, user_id), "user")
-        if not await domain.verify_password(credentials.password_hash, old_password):
-            raise InvalidArgument.field("old_password", "does not match the current password")
-        domain.check_password(new_password, credentials.user.email, "new_password")
+        old_password_ok = await domain.verify_password(credentials.password_hash, old_password)
+        domain.validate_password_change(old_password_ok, new_password, credentials.user.email)
         new_hash = await domain.hash_password(new_password)
         async with self.db.transaction() as conn:
             await repo.set_password_hash(conn, user_id, new_hash)
