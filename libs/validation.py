@@ -90,12 +90,15 @@ def normalize_phone(phone: str, field: str = "phone") -> str:
 
 
 def optional_text(value: str | None, field: str, max_length: int = 200) -> str | None:
-    """Trimmed text, None when empty; too long → INVALID_ARGUMENT."""
+    """Trimmed text, None when empty; too long or holding a NUL character (PostgreSQL text
+    cannot) -> INVALID_ARGUMENT naming the field."""
     if value is None:
         return None
     value = value.strip()
     if len(value) > max_length:
         raise InvalidArgument.field(field, f"must be at most {max_length} characters")
+    if "\x00" in value:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
     return value or None
 
 
@@ -136,8 +139,15 @@ MAX_JSON_BYTES = 16 * 1024
 
 
 def json_object_text(value: dict, field: str, max_bytes: int = MAX_JSON_BYTES) -> str:
-    """A JSON object (from a google.protobuf.Struct) as text for a jsonb column, size-capped."""
-    text = json.dumps(value)
+    """A JSON object (from a google.protobuf.Struct) as text for a jsonb column, size-capped
+    by its UTF-8 bytes (not escaped ones: 5,000 Cyrillic letters fit). NaN and infinities
+    (a Struct can carry them, JSON and jsonb cannot) and NUL characters -> INVALID_ARGUMENT."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidArgument.field(field, "must not contain NaN or infinite numbers") from None
+    if "\\u0000" in text:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
     if len(text.encode()) > max_bytes:
         raise InvalidArgument.field(field, f"must be at most {max_bytes // 1024} KiB of JSON")
     return text

@@ -1,8 +1,10 @@
 """Test fixtures: a real PostgreSQL (a throwaway embedded one unless DATABASE_URL is set),
-provisioned and migrated once per run; real gRPC servers on ephemeral ports."""
+provisioned and migrated once per run; real gRPC servers on ephemeral ports, each service
+connected as its own database role (libs/registry.py `db_role`)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import tempfile
@@ -10,12 +12,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from libs import registry
 from libs.db import migrate
 from libs.db.embedded import EmbeddedPostgres
-from libs.db.provision import DatabaseUrls, drop_database, provision
+from libs.db.provision import DatabaseUrls, drop_database, provision, service_roles
 
-ROLE_PASSWORDS = {"owner": secrets.token_urlsafe(16), "app": secrets.token_urlsafe(16)}
+# Property tests are deterministic in CI: a fixed seed, a bounded number of examples, no
+# timing-based failures and no example database left in the checkout.
+settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None, database=None,
+                          print_blob=False)
+settings.load_profile("ci")
+
+OWNER_PASSWORD = secrets.token_urlsafe(16)
+ROLE_PASSWORDS = {role: secrets.token_urlsafe(16) for role in service_roles()}
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +36,7 @@ def admin_url() -> Iterator[str]:
         yield os.environ["DATABASE_URL"]
         return
     with tempfile.TemporaryDirectory(prefix="soulkg-test-pg-") as tmp:
-        server = EmbeddedPostgres(Path(tmp)).start()
+        server = EmbeddedPostgres(Path(tmp), durable=False).start()
         try:
             yield server.admin_url
         finally:
@@ -40,7 +51,7 @@ def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
     def _make(label: str) -> DatabaseUrls:
         name = f"soulkg_test_{label}_{secrets.token_hex(4)}"
         created.append(name)
-        return provision(admin_url, name, ROLE_PASSWORDS["owner"], ROLE_PASSWORDS["app"])
+        return provision(admin_url, name, OWNER_PASSWORD, ROLE_PASSWORDS)
 
     yield _make
     for name in created:
@@ -49,7 +60,8 @@ def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
 
 @pytest.fixture(scope="session")
 def database(make_database: Callable[[str], DatabaseUrls]) -> DatabaseUrls:
-    """The suite's database, migrated to head. Tests that write use their own organizations."""
+    """The suite's database, migrated to head. Tests that write use their own organizations.
+    `database.service("crm")` is the URL of crm's own role."""
     urls = make_database("main")
     migrate.upgrade(urls.owner)
     return urls
@@ -71,15 +83,25 @@ def keys_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def app_db(database):
+async def service_dbs(database):
+    """Every registered service's pool (TenantDatabase), connected as that service's own role:
+    `service_dbs["crm"]`."""
     from libs.tenancy.database import TenantDatabase
 
-    db = await TenantDatabase.connect(database.app, min_size=1, max_size=10)
-    yield db
-    await db.close()
+    pools = {entry.name: await TenantDatabase.connect(database.service(entry.name), min_size=1, max_size=10)
+             for entry in registry.SERVICES}
+    yield pools
+    for db in pools.values():
+        await db.close()
 
 
-async def _serve(definition, app_db, keys_dir):
+@pytest.fixture(scope="session")
+def app_db(service_dbs):
+    """Some service's pool, for tests of shared machinery that need one (crm's)."""
+    return service_dbs["crm"]
+
+
+async def _serve(definition, db, keys_dir):
     """A service on a real port, built exactly as its server.py builds it; yields a channel."""
     from grpc import aio
 
@@ -87,7 +109,7 @@ async def _serve(definition, app_db, keys_dir):
     from libs.settings import Settings
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
-    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)),
+    resources = Resources(db=db, verifier=TokenVerifier(load_public_keys(keys_dir)),
                           settings=Settings(keys_dir=keys_dir))
     running = await start_server(definition, resources)
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
@@ -96,17 +118,23 @@ async def _serve(definition, app_db, keys_dir):
     await running.stop(0)
 
 
-@pytest.fixture(scope="session")
-async def identity_channel(app_db, keys_dir):
-    from services.identity.server import DEFINITION
-
-    async for channel in _serve(DEFINITION, app_db, keys_dir):
+async def serve(name: str, service_dbs, keys_dir):
+    """Registry service `name` (its server.py's DEFINITION) with its own role's pool."""
+    definition = importlib.import_module(registry.service(name).module).DEFINITION
+    async for channel in _serve(definition, service_dbs[name], keys_dir):
         yield channel
 
 
-@pytest.fixture(scope="session")
-async def crm_channel(app_db, keys_dir):
-    from services.crm.server import DEFINITION
+def channel_fixture(name: str):
+    """A session fixture `<name>_channel`: a channel to service `name`, served in process."""
 
-    async for channel in _serve(DEFINITION, app_db, keys_dir):
-        yield channel
+    @pytest.fixture(scope="session", name=f"{name}_channel")
+    async def _channel(service_dbs, keys_dir):
+        async for channel in serve(name, service_dbs, keys_dir):
+            yield channel
+
+    return _channel
+
+
+identity_channel = channel_fixture("identity")
+crm_channel = channel_fixture("crm")

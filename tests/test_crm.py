@@ -399,15 +399,48 @@ async def test_filters(org_a):
     assert by_update[0].id == en.id  # its status changed last
 
 
+async def test_or_not_and_parentheses(org_a):
+    ru = await org_a.create(preferred_language="ru", first_name="Aibek")
+    en = await org_a.create(preferred_language="en", first_name="Jane", last_name="Back\\")
+    silent = await org_a.create(first_name="Aibek")  # no language: NULL
+    await org_a.ChangeClientStatus(crm_pb2.ChangeClientStatusRequest(id=en.id, status=S.CLIENT_STATUS_SOLD))
+
+    async def ids(filter_text: str) -> set[str]:
+        return {c.id for c in await org_a.list_all(filter=filter_text)}
+
+    assert await ids('preferred_language = "ru" OR preferred_language = en') == {ru.id, en.id}
+    assert await ids("status = SOLD OR search = aibek AND preferred_language = ru") == {en.id, ru.id}
+    assert await ids("(status = SOLD OR search = aibek) AND preferred_language = ru") == {ru.id}
+    assert await ids("NOT status = SOLD") == {ru.id, silent.id}
+    assert await ids("-status = SOLD AND -search = aibek") == set()
+    # NOT and != are complements: a client with no language is "not ru".
+    assert await ids('NOT preferred_language = "ru"') == {en.id, silent.id}
+    assert await ids('preferred_language != "ru"') == {en.id, silent.id}
+    assert await ids('NOT (preferred_language = "ru" OR preferred_language = "en")') == {silent.id}
+    assert await ids('NOT search = "jane"') == {ru.id, silent.id}  # NULL emails and last names do not hide rows
+    # A quoted value may end in an escaped backslash.
+    assert await ids('search = "back\\\\" AND status = SOLD') == {en.id}
+    assert await ids('search = "back\\\\" AND status = NEW_LEAD') == set()
+
+
 @pytest.mark.parametrize("filter_text", [
     "status = BOGUS", "nope = 1", "status > QUALIFIED", 'create_time >= "yesterday"', "status =", "status = A OR b",
     'preferred_language = "xx"', 'search = "unterminated', 'assigned_partner_id = "not-a-uuid"',
-    'create_time >= "2026-01-01T00:00:00"',
+    'create_time >= "2026-01-01T00:00:00"', "status = NEW_LEAD and status = SOLD", "NOT (status = SOLD",
+    'preferred_language = "xx" OR status = SOLD',
 ])
 async def test_invalid_filters(org_a, filter_text):
     error = await rpc_error(org_a.ListClients(crm_pb2.ListClientsRequest(filter=filter_text)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(error).reason == "INVALID_FILTER"
     assert "filter" in field_violations(error)
+
+
+async def test_a_bad_language_in_a_filter_is_invalid_filter(org_a):
+    error = await rpc_error(org_a.ListClients(crm_pb2.ListClientsRequest(filter='preferred_language = "xx"')))
+    assert error_info(error).reason == "INVALID_FILTER"
+    assert field_violations(error) == {"filter": "bad value for 'preferred_language': must be one of "
+                                                 "ar, de, en, es, fr, pl, ru"}
 
 
 async def test_invalid_order_by_and_page_size(org_a):

@@ -8,7 +8,8 @@ Each proto service carries a comment block
 The reasons a service can return are read from the code (no database, no server): every
 ServiceError its package raises (an explicit `reason="..."`, or the class's default reason),
 every `found(..., "client")` (CLIENT_NOT_FOUND), and the same for the libs/ modules its
-calls run through (what the service's modules import, the interceptor, the error mapping).
+calls run through (what the service's modules import, the interceptor, libs/status.py's
+mapping of PostgreSQL and unexpected errors).
 A reason raised but not listed fails, and so does a listed reason nothing raises.
 """
 
@@ -24,7 +25,7 @@ from libs import errors, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every call passes through these, whatever the service imports itself.
-CALL_PATH = ("libs.tenancy.interceptors", "libs.errors")
+CALL_PATH = ("libs.tenancy.interceptors", "libs.status")
 HEADER = re.compile(r'Errors \(google\.rpc\.ErrorInfo\.reason, domain "([^"]+)"\)')
 ENTRY = re.compile(r"\b([A-Z][A-Z0-9_]+) \(([A-Z_]+)\)")
 
@@ -98,9 +99,9 @@ def reasons_raised(files: list[Path]) -> set[tuple[str, str | None]]:
             cls = _error_class(node.func)
             reason = next((k.value for k in node.keywords if k.arg == "reason"), None)
             if isinstance(reason, ast.Constant) and isinstance(reason.value, str):
-                found.add((reason.value, cls.code.name if cls else None))
+                found.add((reason.value, cls.code if cls else None))
             elif reason is None and cls is not None:
-                found.add((cls.default_reason, cls.code.name))
+                found.add((cls.default_reason, cls.code))
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
             if name == "found" and len(node.args) == 2 and isinstance(node.args[1], ast.Constant):
                 found.add((f"{node.args[1].value.upper()}_NOT_FOUND", "NOT_FOUND"))
