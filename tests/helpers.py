@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 import grpc
@@ -10,6 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.tenancy.tokens import TokenSigner, TokenVerifier
+
+
+def new_phone() -> str:
+    """A fresh Kyrgyz mobile number in E.164 (+99655 and 7 random digits)."""
+    return "+99655" + str(secrets.randbelow(10**7)).zfill(7)
 
 
 def new_signer(kid: str = "test-key") -> TokenSigner:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets
 import uuid
 
 import grpc
@@ -18,14 +17,10 @@ from libs.tenancy.tokens import load_signer
 from soulkg.agents.v1 import enums_pb2 as agent_enums
 from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 from soulkg.crm.v1 import enums_pb2 as crm_enums
-from tests.helpers import Caller, error_info, field_violations, rpc_error
+from tests.helpers import Caller, error_info, field_violations, new_phone, rpc_error
 from tests.identity_helpers import Account, add_user, sign_up
 
 S = crm_enums
-
-
-def phone() -> str:
-    return "+99655" + str(secrets.randbelow(10**7)).zfill(7)
 
 
 class Crm(Caller):
@@ -37,7 +32,7 @@ class Crm(Caller):
         self.account = account
 
     async def create(self, **fields) -> crm_pb2.Client:
-        fields.setdefault("phone", phone())
+        fields.setdefault("phone", new_phone())
         return await self.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(**fields)))
 
     async def history(self, client_id: str) -> list[crm_pb2.ClientStatusChange]:
@@ -107,7 +102,7 @@ async def test_create_client_normalises_and_starts_as_new_lead(org_a):
     ({"status": S.CLIENT_STATUS_SOLD}, "client.status"),
 ])
 async def test_create_client_rejects_bad_input(org_a, fields, violation):
-    fields = {"phone": phone(), **fields}
+    fields = {"phone": new_phone(), **fields}
     error = await rpc_error(org_a.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(**fields))))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violation in field_violations(error)
@@ -119,7 +114,7 @@ async def test_every_violation_is_reported_at_once(org_a):
 
 
 async def test_duplicate_phone_is_already_exists_even_when_racing(org_a):
-    number = phone()
+    number = new_phone()
     results = await asyncio.gather(*[org_a.create(phone=number) for _ in range(10)], return_exceptions=True)
     created = [r for r in results if isinstance(r, crm_pb2.Client)]
     errors = [r for r in results if isinstance(r, aio.AioRpcError)]
@@ -130,7 +125,7 @@ async def test_duplicate_phone_is_already_exists_even_when_racing(org_a):
 
 
 async def test_same_phone_in_two_organizations_is_fine(org_a, org_b):
-    number = phone()
+    number = new_phone()
     a, b = await org_a.create(phone=number), await org_b.create(phone=number)
     assert a.id != b.id
 
@@ -259,7 +254,7 @@ def _create(number: str, request_id: str, **fields) -> crm_pb2.CreateClientReque
 
 
 async def test_a_retried_create_returns_the_first_client(org_a):
-    number, request_id = phone(), str(uuid.uuid4())
+    number, request_id = new_phone(), str(uuid.uuid4())
     first = await org_a.CreateClient(_create(number, request_id, first_name="First"))
     again = await org_a.CreateClient(_create(number, request_id, first_name="Retry"))
     assert again.id == first.id and again.first_name == "First"
@@ -269,7 +264,7 @@ async def test_a_retried_create_returns_the_first_client(org_a):
 
 
 async def test_racing_retries_of_one_create_make_one_client(org_a):
-    number, request_id = phone(), str(uuid.uuid4())
+    number, request_id = new_phone(), str(uuid.uuid4())
     results = await asyncio.gather(*[org_a.CreateClient(_create(number, request_id)) for _ in range(10)])
     assert len({r.id for r in results}) == 1
     assert len(await org_a.history(results[0].id)) == 1
@@ -277,10 +272,10 @@ async def test_racing_retries_of_one_create_make_one_client(org_a):
 
 async def test_request_ids_are_per_organization_and_must_be_uuids(org_a, org_b):
     request_id = str(uuid.uuid4())
-    a = await org_a.CreateClient(_create(phone(), request_id))
-    b = await org_b.CreateClient(_create(phone(), request_id))
+    a = await org_a.CreateClient(_create(new_phone(), request_id))
+    b = await org_b.CreateClient(_create(new_phone(), request_id))
     assert a.id != b.id
-    error = await rpc_error(org_a.CreateClient(_create(phone(), "not-a-uuid")))
+    error = await rpc_error(org_a.CreateClient(_create(new_phone(), "not-a-uuid")))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in field_violations(error)
 
 
@@ -473,7 +468,7 @@ async def test_page_tokens_are_bound_to_organization_and_query(org_a, org_b):
 # --- by phone ----------------------------------------------------------------------------------
 
 async def test_find_and_get_or_create_by_phone(org_a):
-    number = phone()
+    number = new_phone()
     error = await rpc_error(org_a.FindClientByPhone(crm_pb2.FindClientByPhoneRequest(phone=number)))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     results = await asyncio.gather(*[org_a.GetOrCreateClientByPhone(crm_pb2.GetOrCreateClientByPhoneRequest(
@@ -516,7 +511,7 @@ async def test_no_token_is_unauthenticated(crm_channel):
 
 
 async def test_oversized_json_is_invalid_argument(org_a):
-    client = crm_pb2.Client(phone=phone())
+    client = crm_pb2.Client(phone=new_phone())
     client.metadata.update({"blob": "x" * 20_000})
     error = await rpc_error(org_a.CreateClient(crm_pb2.CreateClientRequest(client=client)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
