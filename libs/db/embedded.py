@@ -157,10 +157,11 @@ class EmbeddedPostgres:
     def _clear_stale_pid(self) -> None:
         """A killed postmaster leaves postmaster.pid behind, and its pid may since belong to
         another process, which confuses pg_ctl. Called only when no postmaster runs."""
-        pidfile = self.pgdata / "postmaster.pid"
-        if not pidfile.exists():
-            return
-        pidfile.unlink(missing_ok=True)
+        # A killed postmaster also leaves its Unix socket's lock file (the socket lives in
+        # pgdata: `-k`), which a new postmaster on the same port refuses to take over.
+        for leftover in self.pgdata.glob(".s.PGSQL.*"):
+            leftover.unlink(missing_ok=True)
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         if not (self.pgdata / "postmaster.pid").exists():
