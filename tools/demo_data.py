@@ -87,10 +87,10 @@ async def load(dbs: Mapping[str, TenantDatabase]) -> bool:
     now = datetime.now(UTC)
     async with dbs["identity"].transaction(org) as conn:
         await identity_repo.create_organization(conn, org, "Soul KG", SLUG)
-        await identity_repo.update_organization(conn, org, {"settings": json.dumps(
+        await identity_repo.update_organization(conn, {"settings": json.dumps(
             {"timezone": "Asia/Bishkek", "default_currency": "USD", "languages": ["en", "ru", "ar"]})})
-        admin = await identity_repo.insert_user(conn, org, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
-        managers = [await identity_repo.insert_user(conn, org, email, password_hash, first, last, "MANAGER")
+        admin = await identity_repo.insert_user(conn, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
+        managers = [await identity_repo.insert_user(conn, email, password_hash, first, last, "MANAGER")
                     for email, first, last in MANAGERS]
 
     async with dbs["catalog"].transaction(org) as conn:
@@ -143,17 +143,17 @@ async def load(dbs: Mapping[str, TenantDatabase]) -> bool:
     async with dbs["crm"].transaction(org) as conn:
         clients = []
         for index, (phone, first, last, language, status, context) in enumerate(CLIENTS):
-            client = await crm_repo.insert_client(conn, org, {
+            client = await crm_repo.insert_client(conn, {
                 "phone": phone, "first_name": first, "last_name": last, "preferred_language": language,
                 "cultural_context": json.dumps(context), "metadata": json.dumps({"source": "demo"}),
                 "assigned_partner_id": str(partners[index % 3]) if status in ("SOLD", "SERVICE") else None,
                 "prompt_variant_id": str((variant_a, variant_b)[index % 2])})
-            await crm_repo.insert_history(conn, org, client["id"], None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
+            await crm_repo.insert_history(conn, client.id, None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
             if status != "NEW_LEAD":
-                await crm_repo.set_status(conn, client["id"], status)
-                await crm_repo.insert_history(conn, org, client["id"], "NEW_LEAD", status, "HUMAN",
-                                              managers[index % 2]["id"], None, "demo data")
-            clients.append(client["id"])
+                await crm_repo.set_status(conn, client.id, status)
+                await crm_repo.insert_history(conn, client.id, "NEW_LEAD", status, "HUMAN",
+                                              managers[index % 2].id, None, "demo data")
+            clients.append(client.id)
 
     async with dbs["catalog"].transaction(org) as conn:
         for index, (client_id, (_, _, _, _, status, _)) in enumerate(zip(clients, CLIENTS, strict=True)):
@@ -191,7 +191,7 @@ async def load(dbs: Mapping[str, TenantDatabase]) -> bool:
                     "organization_id": org, "conversation_id": conversation,
                     "direction": "INCOMING" if incoming else "OUTGOING",
                     "sender": "CLIENT" if incoming else sender,
-                    "sender_id": admin["id"] if sender == "HUMAN" else None, "content": content,
+                    "sender_id": admin.id if sender == "HUMAN" else None, "content": content,
                     "language": language, "whatsapp_message_id": f"demo-{client_index}-{position}",
                     "status": "DELIVERED", "created_at": started + timedelta(minutes=position)})
 
