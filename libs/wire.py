@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, json_format, struct_pb2, timestamp_pb2
 
 from libs import validation
 from libs.errors import InvalidArgument
@@ -67,3 +67,12 @@ def required_enum_label(enum, value: int, field: str) -> str:
 def enum_value(enum, label: str | None) -> int:
     """PostgreSQL enum label → proto enum value (None → UNSPECIFIED)."""
     return 0 if label is None else enum.Value(_enum_prefix(enum) + label)
+
+
+def struct_to_dict(struct: struct_pb2.Struct, field: str) -> dict:
+    """A google.protobuf.Struct as a plain dict. A Struct can hold NaN or an infinity, which
+    JSON (and so jsonb) cannot: INVALID_ARGUMENT naming the field, not a converter's error."""
+    try:
+        return json_format.MessageToDict(struct)
+    except ValueError:
+        raise InvalidArgument.field(field, "must not contain NaN or infinite numbers") from None

@@ -6,10 +6,13 @@ Calls caught by the crash get UNAVAILABLE (retryable), never INTERNAL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import psycopg
 from grpc import aio
@@ -24,8 +27,30 @@ from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 
 
 def _kill_postmaster(server: EmbeddedPostgres) -> None:
-    pid = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
-    os.killpg(os.getpgid(pid), signal.SIGKILL)  # the postmaster and every backend, like a power cut
+    """SIGKILL to the postmaster and every backend at once, like a power cut (the backends
+    may sit in another process group, so they are found by parent pid)."""
+    postmaster = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
+    victims = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:  # the parent pid
+            victims.append(int(stat.parent.name))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in victims:  # gone before the restart, or the new postmaster finds their memory
+        while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+            time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 async def _until(predicate) -> None:

@@ -3,10 +3,10 @@ No rules and no SQL here: validation is in domain.py, SQL in repository.py."""
 
 from __future__ import annotations
 
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import empty_pb2
 
 from libs.tenancy.context import require_principal
-from libs.wire import enum_label, enum_value, json_to_struct, parse_uuid, timestamp
+from libs.wire import enum_label, enum_value, json_to_struct, parse_uuid, struct_to_dict, timestamp
 from services.crm import domain
 from services.crm.service import ClientsService
 from soulkg.agents.v1 import enums_pb2 as agent_enums
@@ -40,7 +40,7 @@ def change_message(change: domain.StatusChange) -> crm_pb2.ClientStatusChange:
 
 
 def _struct(message, name: str) -> dict | None:
-    return json_format.MessageToDict(getattr(message, name)) if message.HasField(name) else None
+    return struct_to_dict(getattr(message, name), f"client.{name}") if message.HasField(name) else None
 
 
 def _optional(message, name: str):

@@ -3,10 +3,10 @@ No rules and no SQL here: validation is in domain.py, SQL in repository.py."""
 
 from __future__ import annotations
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from libs.tenancy.context import require_principal
-from libs.wire import enum_label, enum_value, json_to_struct, parse_uuid, timestamp
+from libs.wire import enum_label, enum_value, json_to_struct, parse_uuid, struct_to_dict, timestamp
 from services.identity import domain
 from services.identity.service import IdentityService, Session
 from soulkg.identity.v1 import enums_pb2, identity_pb2, identity_pb2_grpc
@@ -93,7 +93,8 @@ class OrganizationServicer(identity_pb2_grpc.OrganizationServiceServicer):
         organization = request.organization
         fields = domain.OrganizationFields(
             name=organization.name, logo_url=_optional(organization, "logo_url"),
-            settings=json_format.MessageToDict(organization.settings) if organization.HasField("settings") else None)
+            settings=struct_to_dict(organization.settings, "organization.settings")
+            if organization.HasField("settings") else None)
         updated = await self.service.update_organization(require_principal(), domain.UpdateOrganization(
             fields, tuple(request.update_mask.paths), organization.etag))
         return organization_message(updated)
