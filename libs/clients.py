@@ -80,9 +80,11 @@ class ServiceClients:
         if channel is None:
             options = [*KEEPALIVE_OPTIONS, ("grpc.enable_retries", 1),
                        ("grpc.service_config", service_config(service))]
-            channel = aio.insecure_channel(
-                self._settings.address_of(service), options=options,
-                interceptors=[ForwardCallerInterceptor(self._settings.default_call_timeout_seconds)])
+            address = self._settings.address_of(service)
+            interceptors = [ForwardCallerInterceptor(self._settings.default_call_timeout_seconds)]
+            credentials = self._settings.channel_credentials()
+            channel = aio.secure_channel(address, credentials, options=options, interceptors=interceptors) \
+                if credentials else aio.insecure_channel(address, options=options, interceptors=interceptors)
             self._channels[service] = channel
         return channel
 

@@ -144,7 +144,8 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    credentials = resources.settings.server_credentials()
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     await _set_health(health_servicer, definition.service_names, health_pb2.HealthCheckResponse.NOT_SERVING)
     running = RunningServer(server, port, health_servicer, resources)
