@@ -17,13 +17,14 @@ in `request_ids` (shared infrastructure, under row-level security like every tab
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
 from libs.errors import InvalidArgument
 
-REQUEST_ID_RETENTION = "1 day"  # a retry after that creates anew (documented in the protos)
+REQUEST_ID_RETENTION = timedelta(days=1)  # a retry after that creates anew (documented in the protos)
 
 
 def parse_request_id(value: str, field: str = "request_id") -> UUID | None:
