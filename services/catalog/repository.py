@@ -19,7 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
-from libs.errors import AlreadyExists, InvalidArgument
+from libs.errors import Aborted, AlreadyExists, InvalidArgument
 from libs.filtering import (
     EQUALITY,
     ORDERING,
@@ -37,6 +37,7 @@ from services.catalog.domain import (
     PRODUCT_TYPES,
     TOUR_STATUSES,
     Booking,
+    BookingChange,
     ClientProduct,
     Partner,
     Price,
@@ -64,7 +65,16 @@ TOUR_COLUMNS = ("t.id, t.product_id, t.start_date, t.end_date, t.max_participant
 TOUR_FROM = "t JOIN products p ON p.organization_id = t.organization_id AND p.id = t.product_id"
 TOUR_SELECT = f"SELECT {TOUR_COLUMNS} FROM tours {TOUR_FROM}"
 TOUR_IN_ORG = "t.organization_id = (SELECT app.current_org())"
-BOOKING_COLUMNS = "id, client_id, tour_id, status::text AS status, participants, notes, created_at, updated_at"
+BOOKING_FIELDS = ("id", "client_id", "tour_id", "status", "participants", "notes", "created_at", "updated_at")
+
+
+def _booking_select(alias: str, prefix: str = "") -> str:
+    return ", ".join(f"{alias}.{name}{'::text' if name == 'status' else ''} AS {prefix}{name}"
+                     for name in BOOKING_FIELDS)
+
+
+BOOKING_COLUMNS = _booking_select("client_tours")
+GET_TOUR_SQL = f"{TOUR_SELECT} WHERE {TOUR_IN_ORG} AND t.id = $1"
 CLIENT_PRODUCT_COLUMNS = "id, client_id, product_id, status::text AS status, notes, created_at, updated_at"
 
 class _Casts(dict):
@@ -101,9 +111,8 @@ def _tour(r: asyncpg.Record) -> Tour:
                 Price(r["product_price"], r["product_currency"]))
 
 
-def _booking(r: asyncpg.Record) -> Booking:
-    return Booking(r["id"], r["client_id"], r["tour_id"], r["status"], r["participants"], r["notes"],
-                   r["created_at"], r["updated_at"])
+def _booking(r: asyncpg.Record, prefix: str = "") -> Booking:
+    return Booking(*(r[prefix + name] for name in BOOKING_FIELDS))
 
 
 def _client_product(r: asyncpg.Record) -> ClientProduct:
@@ -382,25 +391,29 @@ def _tour_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return columns
 
 
+def tour_write(sql: str) -> str:
+    """A write to tours (`... RETURNING *`) that returns a tour row like TOUR_SELECT."""
+    return f"WITH t AS ({sql}) SELECT {TOUR_COLUMNS} FROM {TOUR_FROM}"
+
+
 async def insert_tour(conn: asyncpg.Connection, values: Mapping[str, Any], product: Product,
                       prefix: str = "tour") -> Tour:
     """A new tour; with no price of its own, its currency is the product's."""
     columns = _tour_columns(values)
     columns.setdefault("currency", product.base_price.currency)
     sql, args = insert_sql("tours", columns, CASTS, returning="*")
-    return _tour(await _write(conn, f"WITH t AS ({sql}) SELECT {TOUR_COLUMNS} FROM {TOUR_FROM}", args, prefix))
+    return _tour(await _write(conn, tour_write(sql), args, prefix))
 
 
 async def get_tour(conn: asyncpg.Connection, tour_id: UUID, *, for_update: bool = False) -> Tour | None:
     """The tour; `for_update` locks its row: every change to its seats or bookings does, so
     they are applied one after another."""
-    lock = " FOR UPDATE OF t" if for_update else ""
-    return _maybe(_tour, await conn.fetchrow(f"{TOUR_SELECT} WHERE {TOUR_IN_ORG} AND t.id = $1{lock}", tour_id))
+    return _maybe(_tour, await conn.fetchrow(LOCK_TOUR_SQL if for_update else GET_TOUR_SQL, tour_id))
 
 
 async def update_tour(conn: asyncpg.Connection, tour_id: UUID, changes: Mapping[str, Any]) -> Tour:
     sql, args = update_sql("tours", _tour_columns(changes), CASTS, returning="*")
-    return _tour(await conn.fetchrow(f"WITH t AS ({sql}) SELECT {TOUR_COLUMNS} FROM {TOUR_FROM}", tour_id, *args))
+    return _tour(await conn.fetchrow(tour_write(sql), tour_id, *args))
 
 
 async def set_tour_seats(conn: asyncpg.Connection, tour_id: UUID, seats: Seats) -> Tour:
@@ -426,10 +439,48 @@ async def get_booking(conn: asyncpg.Connection, booking_id: UUID, *, for_update:
 
 
 async def find_booking(conn: asyncpg.Connection, client_id: UUID, tour_id: UUID) -> Booking | None:
-    """The client's one booking on the tour (unique per client and tour), locked."""
-    return _maybe(_booking, await conn.fetchrow(
-        f"SELECT {BOOKING_COLUMNS} FROM client_tours WHERE {IN_ORG} AND client_id = $1 AND tour_id = $2 FOR UPDATE",
-        client_id, tour_id))
+    """The client's one booking on the tour (unique per client and tour). Under the tour's row
+    lock it needs no lock of its own: every change the catalog makes to a tour's bookings
+    holds that lock."""
+    return _maybe(_booking, await conn.fetchrow(FIND_BOOKING_SQL, client_id, tour_id))
+
+
+# BookTour, the hot path, holds its tour's row lock for three round trips: it reads the
+# client's booking (FIND_BOOKING_SQL), writes the booking and the seats in one statement, and
+# commits. The read cannot share the locking statement: under READ COMMITTED a statement that
+# waited for a row lock goes on with that row's newest version but sees the other tables as
+# of its own start, so it would miss the booking the lock holder before it just made. (Its
+# benchmark ceiling, bench/catalog_bench.py, runs these very statements.)
+LOCK_TOUR_SQL = GET_TOUR_SQL + " FOR UPDATE OF t"
+FIND_BOOKING_SQL = f"SELECT {BOOKING_COLUMNS} FROM client_tours WHERE {IN_ORG} AND client_id = $1 AND tour_id = $2"
+_SEATS_CTE = f"t AS (UPDATE tours SET current_participants = $6, status = $7 WHERE {IN_ORG} AND id = $2 RETURNING *)"
+_BOOKING_AND_TOUR = f"SELECT {TOUR_COLUMNS}, {_booking_select('b', 'b_')} FROM {TOUR_FROM} CROSS JOIN b"
+# $1 client, $2 tour, $3 status, $4 participants, $5 notes, $6 seats held, $7 tour status
+BOOK_INSERT_SQL = (
+    "WITH b AS (INSERT INTO client_tours (organization_id, client_id, tour_id, status, participants, notes) "
+    "VALUES ((SELECT app.current_org()), $1, $2, $3, $4, $5) RETURNING *), "
+    f"{_SEATS_CTE} {_BOOKING_AND_TOUR}")
+# $1 booking, $2 tour, $3 status, $4 participants, $5 notes (NULL: unchanged), $6 seats held, $7 tour status
+BOOK_UPDATE_SQL = (
+    "WITH b AS (UPDATE client_tours SET status = $3, participants = $4, notes = coalesce($5, notes) "
+    f"WHERE {IN_ORG} AND id = $1 RETURNING *), {_SEATS_CTE} {_BOOKING_AND_TOUR}")
+
+
+async def save_booking(conn: asyncpg.Connection, tour: Tour, client_id: UUID, existing: Booking | None,
+                       change: BookingChange, notes: str | None) -> tuple[Booking, Tour]:
+    """BookTour's write: the booking (new, or the client's existing one) and the tour's seats,
+    in one statement."""
+    args = [change.status, change.participants, notes, change.tour.held, change.tour.status]
+    if existing is None:
+        try:
+            row = await _write(conn, BOOK_INSERT_SQL, [client_id, tour.id, *args], prefix="")
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("the client already has a booking on this tour", reason="BOOKING_EXISTS") from None
+    else:
+        row = await conn.fetchrow(BOOK_UPDATE_SQL, existing.id, tour.id, *args)
+        if row is None:  # deleted meanwhile by a cascade (crm deleted the client): roll back, retry
+            raise Aborted("the booking changed concurrently; retry", reason="CONCURRENCY_CONFLICT")
+    return _booking(row, "b_"), _tour(row)
 
 
 async def insert_booking(conn: asyncpg.Connection, values: Mapping[str, Any], prefix: str) -> Booking:

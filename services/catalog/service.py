@@ -221,15 +221,8 @@ class BookingsService(_Service):
             tour = found(await repo.get_tour(conn, values["tour_id"], for_update=True), "tour")
             existing = await repo.find_booking(conn, values["client_id"], tour.id)
             change = domain.book(tour, existing, values["participants"], _now())
-            written = {"status": change.status, "participants": change.participants}
-            if values["notes"] is not None:
-                written["notes"] = values["notes"]
-            if existing is None:
-                booking = await repo.insert_booking(
-                    conn, {"client_id": values["client_id"], "tour_id": tour.id, **written}, prefix="")
-            else:
-                booking = await repo.update_booking(conn, existing.id, written)
-            tour = await self._seats(conn, tour, change.tour)
+            booking, tour = await repo.save_booking(conn, tour, values["client_id"], existing, change,
+                                                    values["notes"])
             await record_request_id(conn, self.BOOK, request_id, booking.id)
             return booking, tour
 
@@ -265,8 +258,7 @@ class BookingsService(_Service):
 
     async def delete(self, booking_id: UUID, etag: str) -> None:
         async with self.db.transaction() as conn:
-            booking = found(await repo.get_booking(conn, booking_id, for_update=True), "booking")
-            check_etag(etag, etag_of(booking.updated_at))
+            _, booking = await self._locked(conn, booking_id, etag)
             domain.check_booking_deletable(booking)
             await repo.delete_booking(conn, booking_id)
 
