@@ -86,6 +86,9 @@ async def _ensure_bypass_role(admin_url: str, password: str) -> None:
         await conn.execute(f"GRANT CONNECT ON DATABASE soulkg_bench TO {BYPASS_ROLE}")
         await conn.execute(f"GRANT USAGE ON SCHEMA app, public TO {BYPASS_ROLE}")
         await conn.execute(f"GRANT EXECUTE ON FUNCTION app.current_org() TO {BYPASS_ROLE}")
+        # Every user's transaction checks the caller's current row (migration 0004).
+        await conn.execute(f"GRANT USAGE ON SCHEMA auth TO {BYPASS_ROLE}")
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION auth.assert_caller(uuid, text[]) TO {BYPASS_ROLE}")
         await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {BYPASS_ROLE}")
     finally:
         await conn.close()
