@@ -474,7 +474,7 @@ def reseat(tour: Tour, before: int, after: int) -> Seats:
     if after > before and tour.max_participants is not None and held > tour.max_participants:
         free = tour.max_participants - tour.current_participants
         raise FailedPrecondition(
-            f"the tour has {free} free seats, {after - before} were asked for", reason="TOUR_FULL",
+            f"not enough free seats: {after - before} requested, {free} free", reason="TOUR_FULL",
             metadata={"free_seats": str(free), "requested_seats": str(after - before),
                       "current_status": tour.status})
     return Seats(held, availability(tour.max_participants, held) if tour.is_open else tour.status)

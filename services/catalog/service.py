@@ -206,7 +206,9 @@ class BookingsService(_Service):
         """The booking's tour, then the booking itself, both locked (in that order)."""
         booking = found(await repo.get_booking(conn, booking_id), "booking")
         tour = await repo.get_tour(conn, booking.tour_id, for_update=True)
-        booking = found(await repo.get_booking(conn, booking_id, for_update=True) if tour else None, "booking")
+        # Read again under the tour's lock; gone meanwhile (with its tour, or its client): NOT_FOUND.
+        locked = await repo.get_booking(conn, booking_id, for_update=True) if tour is not None else None
+        booking = found(locked, "booking")
         check_etag(etag, etag_of(booking.updated_at))
         return tour, booking
 
