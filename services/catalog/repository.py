@@ -75,6 +75,7 @@ def _booking_select(alias: str, prefix: str = "") -> str:
 
 BOOKING_COLUMNS = _booking_select("client_tours")
 GET_TOUR_SQL = f"{TOUR_SELECT} WHERE {TOUR_IN_ORG} AND t.id = $1"
+LOCK_TOUR_SQL = GET_TOUR_SQL + " FOR UPDATE OF t"  # the tour row only, not its product
 CLIENT_PRODUCT_COLUMNS = "id, client_id, product_id, status::text AS status, notes, created_at, updated_at"
 
 class _Casts(dict):
@@ -451,7 +452,6 @@ async def find_booking(conn: asyncpg.Connection, client_id: UUID, tour_id: UUID)
 # waited for a row lock goes on with that row's newest version but sees the other tables as
 # of its own start, so it would miss the booking the lock holder before it just made. (Its
 # benchmark ceiling, bench/catalog_bench.py, runs these very statements.)
-LOCK_TOUR_SQL = GET_TOUR_SQL + " FOR UPDATE OF t"
 FIND_BOOKING_SQL = f"SELECT {BOOKING_COLUMNS} FROM client_tours WHERE {IN_ORG} AND client_id = $1 AND tour_id = $2"
 _SEATS_CTE = f"t AS (UPDATE tours SET current_participants = $6, status = $7 WHERE {IN_ORG} AND id = $2 RETURNING *)"
 _BOOKING_AND_TOUR = f"SELECT {TOUR_COLUMNS}, {_booking_select('b', 'b_')} FROM {TOUR_FROM} CROSS JOIN b"
