@@ -171,3 +171,4 @@ def channel_fixture(name: str):
 
 identity_channel = channel_fixture("identity")
 crm_channel = channel_fixture("crm")
+catalog_channel = channel_fixture("catalog")
