@@ -132,17 +132,17 @@ class DemoTour:
 
 
 TOURS = [
-    DemoTour("Early spring group", 0, -60, 12),  # past: completed, nobody booked
-    DemoTour("Yurt season opening", 1, -45, 16),  # past with bookings: booked, moved into the past, completed
+    DemoTour("Opening weekend group", 0, -60, 12),  # past: completed, nobody booked
+    DemoTour("Yurt camp week, first group", 1, -45, 16),  # past with bookings: booked, moved into the past, completed
     DemoTour("Honeymoon escape", 2, -30, 2, "2600.00"),  # past: completed
-    DemoTour("Song-Kul first crossing", 3, -20, 8),  # past: completed
+    DemoTour("Song-Kul trek, first group", 3, -20, 8),  # past: completed
     DemoTour("This weekend's group", 0, -1, 12),  # current: started yesterday, a confirmed booking
     DemoTour("Lakeside week", 1, 10, 16),
     DemoTour("Private escape for two", 2, 14, 4, full=True),
-    DemoTour("Song-Kul summer trek", 3, 21, 8),
-    DemoTour("Summer weekend group", 0, 28, 12),
-    DemoTour("Late summer week", 1, 45, 16, "1190.00"),
-    DemoTour("Silk Road autumn departure", 5, 60, 10),
+    DemoTour("Song-Kul trek with a local guide", 3, 21, 8),
+    DemoTour("Weekend group with banya", 0, 28, 12),
+    DemoTour("Lakeside week, second group", 1, 45, 16, "1190.00"),
+    DemoTour("Silk Road group departure", 5, 60, 10),
     DemoTour("Open trek, no group limit", 3, 75, None),
 ]
 
