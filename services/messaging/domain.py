@@ -317,23 +317,28 @@ class HandoffPlan:
     reason: str | None
 
 
-def plan_handoff(conversation: Conversation, principal: Principal, to_manager: str | None,
-                 assigned_user_id: UUID | None, reason: str | None) -> HandoffPlan:
-    """A user hands over either way; to a human without an assignee, the user takes it. The AI
-    agent only hands over to a human, unassigned (a manager picks it up), never takes over."""
+def check_handoff_request(principal: Principal, to_manager: str | None, assigned_user_id: UUID | None) -> None:
+    """The rules a hand-off request must meet whatever the conversation's state."""
     if to_manager is None:
         raise InvalidArgument.field("to", "is required")
     if to_manager == AI and assigned_user_id is not None:
         raise InvalidArgument.field("assigned_user_id", "only a hand-off to a human names an assignee")
-    is_user = principal.kind == PRINCIPAL_USER
-    if not is_user:
+    if principal.kind != PRINCIPAL_USER:
         if to_manager == AI:
             raise PermissionDenied("the AI agent may hand a conversation to a human, not take it over",
                                    reason="AI_CANNOT_TAKE_OVER")
         if assigned_user_id is not None:
             raise InvalidArgument.field("assigned_user_id", "the AI agent hands off unassigned")
+
+
+def plan_handoff(conversation: Conversation, principal: Principal, to_manager: str | None,
+                 assigned_user_id: UUID | None, reason: str | None) -> HandoffPlan:
+    """A user hands over either way; to a human without an assignee, the user takes it. The AI
+    agent only hands over to a human, unassigned (a manager picks it up), never takes over."""
+    check_handoff_request(principal, to_manager, assigned_user_id)
     if conversation.status != ACTIVE:
         raise FailedPrecondition("the conversation is archived; reopen it first", reason="CONVERSATION_ARCHIVED")
+    is_user = principal.kind == PRINCIPAL_USER
     if to_manager == HUMAN and assigned_user_id is None and is_user:
         assigned_user_id = principal.user_id
     if to_manager == conversation.managed_by and assigned_user_id == conversation.assigned_user_id:

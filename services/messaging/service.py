@@ -128,6 +128,7 @@ class Conversations:
 
     async def hand_off(self, principal: Principal, conversation_id: UUID, to_manager: str | None,
                        assigned_user_id: UUID | None, reason: str | None, etag: str) -> tuple[Conversation, Handoff]:
+        domain.check_handoff_request(principal, to_manager, assigned_user_id)
         if assigned_user_id is not None and assigned_user_id != principal.user_id:
             await self.directory.check_assignee(assigned_user_id)  # identity: a user of ours, and active
         async with self.db.transaction() as conn:
