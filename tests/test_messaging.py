@@ -614,6 +614,21 @@ async def test_a_slow_subscriber_gets_a_resync_and_holds_up_nobody(stack, org, m
         hub.unsubscribe(fast)
 
 
+async def test_a_lost_listen_connection_comes_back_and_tells_the_streams_to_resync(stack, org, database):
+    hub = hub_of(stack.messaging[0])
+    subscription = await hub.subscribe(uuid.UUID(org.id))
+    try:
+        with psycopg.connect(database.admin, autocommit=True) as conn:
+            conn.execute("select pg_terminate_backend(%s)", (hub._connection.get_server_pid(),))
+        event = await subscription.get(timeout=10)
+        assert (event.kind, event.resync_reason) == ("resync", "NOTIFICATIONS_INTERRUPTED")
+        reply = await org.webhook.ingest(content="after the reconnection")
+        event = await subscription.get(timeout=5)
+        assert event.kind == "message.created" and event.resource.id == uuid.UUID(reply.message.id)
+    finally:
+        hub.unsubscribe(subscription)
+
+
 async def test_a_cancelled_stream_unsubscribes_and_shutdown_ends_streams_cleanly(stack, org, keys_dir):
     hub = hub_of(stack.messaging[0])
     before = hub.subscriber_count()

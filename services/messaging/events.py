@@ -197,9 +197,10 @@ class EventHub:
             self._inbox_overflowed = True
 
     def _on_lost(self, connection) -> None:  # noqa: ARG002
-        with contextlib.suppress(asyncio.QueueFull):
+        try:
             self._inbox.put_nowait(_LOST)
-        self._inbox_overflowed = self._inbox.full() or self._inbox_overflowed
+        except asyncio.QueueFull:  # the keepalive query will find the connection gone
+            self._inbox_overflowed = True
 
     async def _run(self) -> None:
         backoff, first = 0.1, True
