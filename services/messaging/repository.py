@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from libs.errors import FailedPrecondition, InvalidArgument
+from libs.errors import Aborted, FailedPrecondition, InvalidArgument
 from libs.persistence import IN_ORG, keyset_after
 from services.messaging.domain import Conversation, Handoff, Message, WhatsAppSession
 
@@ -98,7 +98,7 @@ async def open_conversation(conn: asyncpg.Connection, client_id: UUID, channel: 
                 RETURNING {CONVERSATION_COLUMNS}""", client_id, channel, address)
         if row is not None:
             return _conversation(row), True
-    raise FailedPrecondition("the client's conversation changed concurrently; retry", reason="CONCURRENT_CHANGE")
+    raise Aborted("the client's conversation changed concurrently; retry", reason="CONCURRENCY_CONFLICT")
 
 
 async def record_inbound(conn: asyncpg.Connection, conversation_id: UUID, at: datetime,

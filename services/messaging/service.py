@@ -225,7 +225,8 @@ class Messages:
         if conversation.channel not in self.provider.channels:
             raise FailedPrecondition(f"no provider sends on {conversation.channel}", reason="CHANNEL_NOT_SUPPORTED")
         if not conversation.channel_address:
-            raise FailedPrecondition("the conversation has no address on its channel", reason="CHANNEL_NOT_SUPPORTED")
+            raise FailedPrecondition("the conversation has no address on its channel",
+                                     reason="CHANNEL_ADDRESS_UNKNOWN")
 
     async def _deliver(self, organization_id: UUID, message: Message, conversation: Conversation) -> Message:
         outbound = OutboundMessage(organization_id, message.id, message.idempotency_key, conversation.channel,

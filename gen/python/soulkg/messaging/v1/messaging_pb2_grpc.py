@@ -427,6 +427,10 @@ class MessageServiceStub:
     not supported yet.
     * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
+    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    address on its channel (it was not opened by an inbound message).
+    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
+    the message was being stored; retry.
     * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
     token expires; reconnect with a fresh one.
     * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
@@ -497,6 +501,10 @@ class MessageServiceServicer:
     not supported yet.
     * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
+    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    address on its channel (it was not opened by an inbound message).
+    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
+    the message was being stored; retry.
     * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
     token expires; reconnect with a fresh one.
     * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
@@ -637,6 +645,10 @@ class MessageService:
     not supported yet.
     * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
+    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    address on its channel (it was not opened by an inbound message).
+    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
+    the message was being stored; retry.
     * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
     token expires; reconnect with a fresh one.
     * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
