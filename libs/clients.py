@@ -61,7 +61,10 @@ def idempotent_reads(service: str) -> list[dict[str, str]]:
 
 def service_config(service: str) -> str:
     reads = idempotent_reads(service)
-    config = {"methodConfig": [{"name": reads, "retryPolicy": RETRY_POLICY}] if reads else []}
+    # round_robin: with a DNS name that resolves to every replica (a headless Service), calls
+    # spread over all of them instead of pinning one HTTP/2 connection (docs/scaling.md).
+    config = {"loadBalancingConfig": [{"round_robin": {}}],
+              "methodConfig": [{"name": reads, "retryPolicy": RETRY_POLICY}] if reads else []}
     return json.dumps(config)
 
 

@@ -143,7 +143,10 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
     server = aio.server(
         interceptors=[TenancyInterceptor(resources.verifier, method_rules(definition.policies),
                                          error_domain=definition.error_domain)],
-        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0),
+                 # Clients reconnect every few minutes, so they re-resolve DNS and reach
+                 # replicas added by a scale-up (docs/scaling.md).
+                 ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 10_000)],
     )
     registered = definition.register(server, resources)
     if asyncio.iscoroutine(registered):
