@@ -193,7 +193,7 @@ async def _fanout(spec: dict) -> dict:
     streams = [pb_grpc.MessageServiceStub(channels[i % CHANNELS]).StreamEvents(pb.StreamEventsRequest(),
                                                                                 metadata=metadata)
                for i in range(STREAMS)]
-    await asyncio.gather(*(stream.initial_metadata() for stream in streams))  # all subscribed
+    await asyncio.gather(*(stream.read() for stream in streams))  # each says "subscribed" first
 
     async def read(stream):
         async for event in stream:

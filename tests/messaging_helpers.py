@@ -27,7 +27,7 @@ WHATSAPP = enums.COMMUNICATION_CHANNEL_WHATSAPP
 
 
 def phone() -> str:
-    return "+99677" + str(secrets.randbelow(10**7)).zfill(7)
+    return "+99677" + str(secrets.randbelow(10**7)).zfill(7)  # not new_phone()'s +99655: its own range
 
 
 def external_id() -> str:
@@ -42,11 +42,12 @@ def service_token(keys_dir: Path, account: Account, service: str) -> str:
 
 @dataclass
 class Stack:
-    """identity, crm and one or more messaging servers (sharing the database)."""
+    """identity, crm and one or more messaging servers, each with its own role's pool (the
+    conftest's service_dbs), messaging told where the others listen."""
 
-    app_db: object
+    service_dbs: dict
     keys_dir: Path
-    database_url: str
+    database_url: str  # messaging's own role's URL (its event hub's LISTEN connection)
     identity: RunningServer | None = None
     crm: RunningServer | None = None
     messaging: list[RunningServer] = field(default_factory=list)
@@ -56,16 +57,16 @@ class Stack:
                         service_addresses={"crm": f"127.0.0.1:{self.crm.port}",
                                            "identity": f"127.0.0.1:{self.identity.port}"})
 
-    def resources(self, settings: Settings | None = None) -> Resources:
-        return Resources(db=self.app_db, verifier=TokenVerifier(load_public_keys(self.keys_dir)),
+    def resources(self, service: str, settings: Settings | None = None) -> Resources:
+        return Resources(db=self.service_dbs[service], verifier=TokenVerifier(load_public_keys(self.keys_dir)),
                          settings=settings or self.settings())
 
     async def start(self) -> Stack:
         from services.crm.server import DEFINITION as CRM
         from services.identity.server import DEFINITION as IDENTITY
 
-        self.identity = await start_server(IDENTITY, self.resources(Settings(keys_dir=self.keys_dir)))
-        self.crm = await start_server(CRM, self.resources(Settings(keys_dir=self.keys_dir)))
+        self.identity = await start_server(IDENTITY, self.resources("identity", Settings(keys_dir=self.keys_dir)))
+        self.crm = await start_server(CRM, self.resources("crm", Settings(keys_dir=self.keys_dir)))
         return self
 
     async def start_messaging(self, **register_kwargs) -> RunningServer:
@@ -74,7 +75,7 @@ class Stack:
 
         definition = replace(messaging_server.DEFINITION,
                              register=functools.partial(messaging_server.register, **register_kwargs))
-        running = await start_server(definition, self.resources())
+        running = await start_server(definition, self.resources("messaging"))
         self.messaging.append(running)
         return running
 
@@ -160,6 +161,7 @@ async def next_events(call, count: int, timeout: float = 5.0) -> list[pb.Event]:
 
 
 async def subscribed(call):
-    """Wait until the server has subscribed the stream (it sends its headers then)."""
-    await asyncio.wait_for(call.initial_metadata(), 5)
+    """Wait until the server has subscribed the stream (its first event says so)."""
+    first = await asyncio.wait_for(call.read(), 5)
+    assert first.WhichOneof("kind") == "subscribed", first
     return call

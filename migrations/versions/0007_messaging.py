@@ -49,8 +49,12 @@ role only) returns just (organization_id, id) of outbound PENDING messages whose
 run out, through an owner policy limited to exactly those rows. Everything after it runs
 under RLS as that organization.
 
+Grants: conversation_handoffs to messaging's role (soulkg_messaging, 0005), like its other
+tables; the `messaging` schema's USAGE and the scan function's EXECUTE to the services' group
+role (soulkg_app), like the other schemas and functions.
+
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
@@ -58,9 +62,11 @@ from alembic import op
 from libs.db.provision import APP_ROLE, OWNER_ROLE
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
+
+MESSAGING_ROLE = "soulkg_messaging"  # as of this revision (libs/registry.py may change later)
 
 NOTIFY_TRIGGERS = [
     ("trg_messages_notify_created", "AFTER INSERT ON messages", "message.created"),
@@ -152,7 +158,7 @@ CREATE TABLE conversation_handoffs (
     op.execute(f"CREATE POLICY conversation_handoffs_tenant_isolation ON conversation_handoffs FOR ALL TO {APP_ROLE}"
                " USING (organization_id = (select app.current_org()))"
                " WITH CHECK (organization_id = (select app.current_org()))")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON conversation_handoffs TO {APP_ROLE}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON conversation_handoffs TO {MESSAGING_ROLE}")
 
     op.execute("ALTER TABLE whatsapp_sessions ADD COLUMN qr_expires_at timestamptz")
 

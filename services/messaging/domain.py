@@ -185,11 +185,7 @@ def inbound(channel: str | None, from_phone: str, content: str, external_message
         violations.append(("channel", "only COMMUNICATION_CHANNEL_WHATSAPP is supported so far"))
     phone = check("from_phone", lambda: normalize_phone(from_phone, "from_phone"))
     text = check("content", lambda: message_text(content))
-    external = external_message_id.strip()
-    if not external:
-        violations.append(("external_message_id", "is required"))
-    elif len(external) > MAX_EXTERNAL_ID or not external.isprintable():
-        violations.append(("external_message_id", f"must be at most {MAX_EXTERNAL_ID} printable characters"))
+    external = check("external_message_id", lambda: external_id(external_message_id))
     name = check("contact_name", lambda: optional_text(contact_name, "contact_name", MAX_NAME))
     if violations:
         raise InvalidArgument("invalid inbound message", violations)
@@ -201,7 +197,19 @@ def message_text(content: str, field: str = "content") -> str:
         raise InvalidArgument.field(field, "must not be empty")
     if len(content) > MAX_CONTENT:
         raise InvalidArgument.field(field, f"must be at most {MAX_CONTENT} characters")
+    if "\x00" in content:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
     return content
+
+
+def external_id(value: str, field: str = "external_message_id") -> str:
+    """A channel's message id: required, printable, at most MAX_EXTERNAL_ID characters."""
+    value = value.strip()
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    if len(value) > MAX_EXTERNAL_ID or not value.isprintable():
+        raise InvalidArgument.field(field, f"must be at most {MAX_EXTERNAL_ID} printable characters")
+    return value
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class Notice:
 
 
 Loader = Callable[[UUID, Sequence[Notice]], Awaitable[list[Event]]]
+Connect = Callable[[], Awaitable[asyncpg.Connection]]  # opens the hub's own connection
 
 
 class Subscription:
@@ -118,8 +119,8 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, dsn: str, loader: Loader, *, queue_size: int | None = None) -> None:
-        self._dsn = dsn
+    def __init__(self, connect: Connect, loader: Loader, *, queue_size: int | None = None) -> None:
+        self._connect = connect
         self._loader = loader
         self._queue_size = queue_size
         self._subscribers: dict[UUID, set[Subscription]] = {}
@@ -206,7 +207,7 @@ class EventHub:
         backoff, first = 0.1, True
         while not self._stopping:
             try:
-                connection = await asyncpg.connect(self._dsn)
+                connection = await self._connect()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("LISTEN connection failed (%s); retrying in %.1fs", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)

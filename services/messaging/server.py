@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 from grpc import aio
 
 from libs.server.bootstrap import Resources, ServiceDefinition, main
+from libs.settings import Settings
+from libs.tenancy.database import TenantDatabase
 from services.messaging import language
-from services.messaging.events import EventHub
+from services.messaging.events import Connect, EventHub
 from services.messaging.policies import POLICIES
 from services.messaging.providers import ChannelProvider, build_provider
 from services.messaging.service import Conversations, Directory, Events, Messages, Sessions
@@ -24,11 +27,19 @@ from services.messaging.translation import Translator, build_translator
 from soulkg.messaging.v1 import messaging_pb2, messaging_pb2_grpc
 
 
+def listen_connection(settings: Settings, db: TenantDatabase) -> Connect:
+    """How the event hub opens its one LISTEN connection: a new connection (never one of the
+    request pool's) to the service's database URL, or, for a server built without one (tests
+    build servers in process from a pool), to the pool's own server as the pool's own role."""
+    if settings.database_url:
+        return lambda: asyncpg.connect(settings.database_url)
+    pool = db.pool
+    return lambda: asyncpg.connect(*pool._connect_args, **pool._connect_kwargs)
+
+
 async def register(server: aio.Server, resources: Resources, *, provider: ChannelProvider | None = None,
                    translator: Translator | None = None) -> None:
     settings = resources.settings
-    if not settings.database_url:
-        raise RuntimeError("messaging listens for events on its own connection: set SOULKG_DATABASE_URL")
     provider = provider or build_provider(settings)
     translator = translator or build_translator(settings)
     await asyncio.to_thread(language.load)
@@ -38,7 +49,7 @@ async def register(server: aio.Server, resources: Resources, *, provider: Channe
     messages = Messages(resources.db, resources.page_tokens, directory, provider, translator)
     sessions = Sessions(resources.db, provider)
     events = Events(resources.db)
-    events.hub = EventHub(settings.database_url, events.load)
+    events.hub = EventHub(listen_connection(settings, resources.db), events.load)
     await events.hub.start()
     resources.on_shutdown.append(events.hub.stop)
 

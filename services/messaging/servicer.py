@@ -153,9 +153,7 @@ class MessageServicer(pb_grpc.MessageServiceServicer):
 
     async def UpdateMessageStatus(self, request, context):
         require_principal()
-        external_id = request.external_message_id.strip()
-        if not external_id:
-            raise InvalidArgument.field("external_message_id", "is required")
+        external_id = domain.external_id(request.external_message_id)
         report = required_enum_label(pb.DeliveryStatus, request.status, "status")
         message, applied = await self.messages.report_delivery(
             external_id, report, _time(request.time, request.HasField("time")),
@@ -178,7 +176,7 @@ class MessageServicer(pb_grpc.MessageServiceServicer):
             if request.HasField("conversation_id") and request.conversation_id else None
         subscription = await self.events.subscribe(principal, conversation_id)
         try:
-            await context.send_initial_metadata(())  # the headers say: subscribed, events flow from here
+            yield pb.Event(subscribed=pb.Subscribed())  # live: what commits from here on follows
             async for event in self.events.stream(principal, subscription):
                 yield event_message(event)
         finally:

@@ -322,7 +322,10 @@ async def test_the_hub_filters_by_organization_and_a_slow_subscriber_resyncs():
     async def load(organization_id, notices):
         return [Event(n.kind, n.conversation_id, n) for n in notices]
 
-    hub = EventHub("postgresql://unused", load, queue_size=3)
+    async def no_database():
+        raise AssertionError("not used: notices are dispatched by hand")
+
+    hub = EventHub(no_database, load, queue_size=3)
     hub._listening.set()  # no database here: notices are dispatched by hand
     slow_a, only_b = await hub.subscribe(a), await hub.subscribe(b)
     conversation = uuid.uuid4()

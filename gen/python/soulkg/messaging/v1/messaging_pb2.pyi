@@ -134,7 +134,7 @@ class WhatsAppSession(_message.Message):
     def __init__(self, status: _Optional[_Union[_enums_pb2.WhatsAppSessionStatus, str]] = ..., qr_code: _Optional[str] = ..., qr_code_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_connected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_disconnected_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("conversation_id", "message_created", "message_updated", "conversation_handed_off", "conversation_updated", "whats_app_session_updated", "resync")
+    __slots__ = ("conversation_id", "message_created", "message_updated", "conversation_handed_off", "conversation_updated", "whats_app_session_updated", "resync", "subscribed")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_CREATED_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_UPDATED_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +142,7 @@ class Event(_message.Message):
     CONVERSATION_UPDATED_FIELD_NUMBER: _ClassVar[int]
     WHATS_APP_SESSION_UPDATED_FIELD_NUMBER: _ClassVar[int]
     RESYNC_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     message_created: Message
     message_updated: Message
@@ -149,7 +150,12 @@ class Event(_message.Message):
     conversation_updated: Conversation
     whats_app_session_updated: WhatsAppSession
     resync: Resync
-    def __init__(self, conversation_id: _Optional[str] = ..., message_created: _Optional[_Union[Message, _Mapping]] = ..., message_updated: _Optional[_Union[Message, _Mapping]] = ..., conversation_handed_off: _Optional[_Union[Handoff, _Mapping]] = ..., conversation_updated: _Optional[_Union[Conversation, _Mapping]] = ..., whats_app_session_updated: _Optional[_Union[WhatsAppSession, _Mapping]] = ..., resync: _Optional[_Union[Resync, _Mapping]] = ...) -> None: ...
+    subscribed: Subscribed
+    def __init__(self, conversation_id: _Optional[str] = ..., message_created: _Optional[_Union[Message, _Mapping]] = ..., message_updated: _Optional[_Union[Message, _Mapping]] = ..., conversation_handed_off: _Optional[_Union[Handoff, _Mapping]] = ..., conversation_updated: _Optional[_Union[Conversation, _Mapping]] = ..., whats_app_session_updated: _Optional[_Union[WhatsAppSession, _Mapping]] = ..., resync: _Optional[_Union[Resync, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ...) -> None: ...
+
+class Subscribed(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Resync(_message.Message):
     __slots__ = ("reason",)

@@ -30,28 +30,45 @@ class ConversationServiceStub:
     conversation per client and channel, the inbox order, archiving and the
     handoff between the AI agent and a human manager.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation in the
-    caller's organization.
-    * `ETAG_MISMATCH` (ABORTED): the conversation changed since the given
-    `etag` was read.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): the conversation is
-    archived (hand-offs and archiving need an open one).
-    * `CONVERSATION_ACTIVE` (FAILED_PRECONDITION): ReopenConversation on an
-    open conversation.
-    * `OPEN_CONVERSATION_EXISTS` (FAILED_PRECONDITION): the client already has
-    another open conversation on this channel.
-    * `HANDOFF_UNCHANGED` (FAILED_PRECONDITION): the conversation already has
-    that manager (and assignee).
-    * `AI_CANNOT_TAKE_OVER` (PERMISSION_DENIED): an AI agent may hand a
-    conversation to a human, not take it from one.
-    * `ASSIGNEE_INACTIVE` (FAILED_PRECONDITION): the assigned user is
-    deactivated.
-    * `INVALID_FILTER` (INVALID_ARGUMENT): the `filter` is not valid.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListConversations' `filter` does not
+    parse or names an unknown field or value.
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation in the caller's
+    organization (another organization's looks exactly the same).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the conversation's
+    current one: read it again and retry.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): HandOffConversation or
+    ArchiveConversation on an archived conversation.
+    * CONVERSATION_ACTIVE (FAILED_PRECONDITION): ReopenConversation on an open
+    conversation.
+    * OPEN_CONVERSATION_EXISTS (FAILED_PRECONDITION): ReopenConversation while
+    the client has another open conversation on the channel.
+    * HANDOFF_UNCHANGED (FAILED_PRECONDITION): HandOffConversation to the
+    manager (and assignee) the conversation already has.
+    * AI_CANNOT_TAKE_OVER (PERMISSION_DENIED): the AI agent may hand a
+    conversation to a human, not take it over.
+    * ASSIGNEE_INACTIVE (FAILED_PRECONDITION): HandOffConversation to a
+    deactivated user.
+    * UPSTREAM_FAILED (UNAVAILABLE): identity (which checks the assignee)
+    failed; identity's own errors come back with its code and reason and
+    metadata `service = identity`.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -97,28 +114,45 @@ class ConversationServiceServicer:
     conversation per client and channel, the inbox order, archiving and the
     handoff between the AI agent and a human manager.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation in the
-    caller's organization.
-    * `ETAG_MISMATCH` (ABORTED): the conversation changed since the given
-    `etag` was read.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): the conversation is
-    archived (hand-offs and archiving need an open one).
-    * `CONVERSATION_ACTIVE` (FAILED_PRECONDITION): ReopenConversation on an
-    open conversation.
-    * `OPEN_CONVERSATION_EXISTS` (FAILED_PRECONDITION): the client already has
-    another open conversation on this channel.
-    * `HANDOFF_UNCHANGED` (FAILED_PRECONDITION): the conversation already has
-    that manager (and assignee).
-    * `AI_CANNOT_TAKE_OVER` (PERMISSION_DENIED): an AI agent may hand a
-    conversation to a human, not take it from one.
-    * `ASSIGNEE_INACTIVE` (FAILED_PRECONDITION): the assigned user is
-    deactivated.
-    * `INVALID_FILTER` (INVALID_ARGUMENT): the `filter` is not valid.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListConversations' `filter` does not
+    parse or names an unknown field or value.
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation in the caller's
+    organization (another organization's looks exactly the same).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the conversation's
+    current one: read it again and retry.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): HandOffConversation or
+    ArchiveConversation on an archived conversation.
+    * CONVERSATION_ACTIVE (FAILED_PRECONDITION): ReopenConversation on an open
+    conversation.
+    * OPEN_CONVERSATION_EXISTS (FAILED_PRECONDITION): ReopenConversation while
+    the client has another open conversation on the channel.
+    * HANDOFF_UNCHANGED (FAILED_PRECONDITION): HandOffConversation to the
+    manager (and assignee) the conversation already has.
+    * AI_CANNOT_TAKE_OVER (PERMISSION_DENIED): the AI agent may hand a
+    conversation to a human, not take it over.
+    * ASSIGNEE_INACTIVE (FAILED_PRECONDITION): HandOffConversation to a
+    deactivated user.
+    * UPSTREAM_FAILED (UNAVAILABLE): identity (which checks the assignee)
+    failed; identity's own errors come back with its code and reason and
+    metadata `service = identity`.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def GetConversation(self, request, context):
@@ -216,28 +250,45 @@ class ConversationService:
     conversation per client and channel, the inbox order, archiving and the
     handoff between the AI agent and a human manager.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation in the
-    caller's organization.
-    * `ETAG_MISMATCH` (ABORTED): the conversation changed since the given
-    `etag` was read.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): the conversation is
-    archived (hand-offs and archiving need an open one).
-    * `CONVERSATION_ACTIVE` (FAILED_PRECONDITION): ReopenConversation on an
-    open conversation.
-    * `OPEN_CONVERSATION_EXISTS` (FAILED_PRECONDITION): the client already has
-    another open conversation on this channel.
-    * `HANDOFF_UNCHANGED` (FAILED_PRECONDITION): the conversation already has
-    that manager (and assignee).
-    * `AI_CANNOT_TAKE_OVER` (PERMISSION_DENIED): an AI agent may hand a
-    conversation to a human, not take it from one.
-    * `ASSIGNEE_INACTIVE` (FAILED_PRECONDITION): the assigned user is
-    deactivated.
-    * `INVALID_FILTER` (INVALID_ARGUMENT): the `filter` is not valid.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListConversations' `filter` does not
+    parse or names an unknown field or value.
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation in the caller's
+    organization (another organization's looks exactly the same).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the conversation's
+    current one: read it again and retry.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): HandOffConversation or
+    ArchiveConversation on an archived conversation.
+    * CONVERSATION_ACTIVE (FAILED_PRECONDITION): ReopenConversation on an open
+    conversation.
+    * OPEN_CONVERSATION_EXISTS (FAILED_PRECONDITION): ReopenConversation while
+    the client has another open conversation on the channel.
+    * HANDOFF_UNCHANGED (FAILED_PRECONDITION): HandOffConversation to the
+    manager (and assignee) the conversation already has.
+    * AI_CANNOT_TAKE_OVER (PERMISSION_DENIED): the AI agent may hand a
+    conversation to a human, not take it over.
+    * ASSIGNEE_INACTIVE (FAILED_PRECONDITION): HandOffConversation to a
+    deactivated user.
+    * UPSTREAM_FAILED (UNAVAILABLE): identity (which checks the assignee)
+    failed; identity's own errors come back with its code and reason and
+    metadata `service = identity`.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod
@@ -408,35 +459,52 @@ class MessageServiceStub:
     and the AI agent through the conversation's channel provider, their
     delivery status, and a live stream of the organization's events.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `MESSAGE_NOT_FOUND` (NOT_FOUND): no such message in the caller's
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * MESSAGE_NOT_FOUND (NOT_FOUND): no such message in the caller's
     organization (UpdateMessageStatus: no message with that external id).
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): SendMessage to an
-    archived conversation.
-    * `CONVERSATION_MANAGED_BY_HUMAN` (FAILED_PRECONDITION): the AI agent may
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): SendMessage to an archived
+    conversation.
+    * CONVERSATION_MANAGED_BY_HUMAN (FAILED_PRECONDITION): the AI agent may
     not send while a human manages the conversation.
-    * `CONVERSATION_MANAGED_BY_AI` (FAILED_PRECONDITION): a user sends to a
-    conversation the AI manages; hand it off to a human first.
-    * `OUTSIDE_SERVICE_WINDOW` (FAILED_PRECONDITION): WhatsApp's 24-hour
+    * CONVERSATION_MANAGED_BY_AI (FAILED_PRECONDITION): a user sends to a
+    conversation the AI manages: hand it off to a human first.
+    * OUTSIDE_SERVICE_WINDOW (FAILED_PRECONDITION): WhatsApp's 24-hour
     customer-service window is closed (no inbound message in the last 24
     hours); metadata `window_end_time` (RFC 3339, empty when the client never
     wrote). Template messages, which WhatsApp allows outside the window, are
     not supported yet.
-    * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
+    * CHANNEL_NOT_SUPPORTED (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
-    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    * CHANNEL_ADDRESS_UNKNOWN (FAILED_PRECONDITION): the conversation has no
     address on its channel (it was not opened by an inbound message).
-    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
-    the message was being stored; retry.
-    * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
-    token expires; reconnect with a fresh one.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
-    * Errors of crm (`GetOrCreateClientByPhone`) come back with crm's code and
-    reason and metadata `service = crm`.
+    * CONCURRENCY_CONFLICT (ABORTED): the client's conversation changed while
+    the message was being stored: retry.
+    * TOKEN_EXPIRED (UNAUTHENTICATED): StreamEvents ends when the caller's
+    token expires: reconnect with a fresh one.
+    * EVENTS_UNAVAILABLE (UNAVAILABLE): StreamEvents while the server's
+    database notifications are down: retry.
+    * SHUTTING_DOWN (UNAVAILABLE): StreamEvents while the server stops.
+    * UPSTREAM_FAILED (UNAVAILABLE): crm or identity failed; their own errors
+    (crm's GetOrCreateClientByPhone, say) come back with their code and
+    reason and metadata `service = crm` (or identity).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -482,35 +550,52 @@ class MessageServiceServicer:
     and the AI agent through the conversation's channel provider, their
     delivery status, and a live stream of the organization's events.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `MESSAGE_NOT_FOUND` (NOT_FOUND): no such message in the caller's
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * MESSAGE_NOT_FOUND (NOT_FOUND): no such message in the caller's
     organization (UpdateMessageStatus: no message with that external id).
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): SendMessage to an
-    archived conversation.
-    * `CONVERSATION_MANAGED_BY_HUMAN` (FAILED_PRECONDITION): the AI agent may
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): SendMessage to an archived
+    conversation.
+    * CONVERSATION_MANAGED_BY_HUMAN (FAILED_PRECONDITION): the AI agent may
     not send while a human manages the conversation.
-    * `CONVERSATION_MANAGED_BY_AI` (FAILED_PRECONDITION): a user sends to a
-    conversation the AI manages; hand it off to a human first.
-    * `OUTSIDE_SERVICE_WINDOW` (FAILED_PRECONDITION): WhatsApp's 24-hour
+    * CONVERSATION_MANAGED_BY_AI (FAILED_PRECONDITION): a user sends to a
+    conversation the AI manages: hand it off to a human first.
+    * OUTSIDE_SERVICE_WINDOW (FAILED_PRECONDITION): WhatsApp's 24-hour
     customer-service window is closed (no inbound message in the last 24
     hours); metadata `window_end_time` (RFC 3339, empty when the client never
     wrote). Template messages, which WhatsApp allows outside the window, are
     not supported yet.
-    * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
+    * CHANNEL_NOT_SUPPORTED (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
-    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    * CHANNEL_ADDRESS_UNKNOWN (FAILED_PRECONDITION): the conversation has no
     address on its channel (it was not opened by an inbound message).
-    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
-    the message was being stored; retry.
-    * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
-    token expires; reconnect with a fresh one.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
-    * Errors of crm (`GetOrCreateClientByPhone`) come back with crm's code and
-    reason and metadata `service = crm`.
+    * CONCURRENCY_CONFLICT (ABORTED): the client's conversation changed while
+    the message was being stored: retry.
+    * TOKEN_EXPIRED (UNAUTHENTICATED): StreamEvents ends when the caller's
+    token expires: reconnect with a fresh one.
+    * EVENTS_UNAVAILABLE (UNAVAILABLE): StreamEvents while the server's
+    database notifications are down: retry.
+    * SHUTTING_DOWN (UNAVAILABLE): StreamEvents while the server stops.
+    * UPSTREAM_FAILED (UNAVAILABLE): crm or identity failed; their own errors
+    (crm's GetOrCreateClientByPhone, say) come back with their code and
+    reason and metadata `service = crm` (or identity).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def IngestInboundMessage(self, request, context):
@@ -570,8 +655,8 @@ class MessageServiceServicer:
         """A live stream of the caller's organization's events: new messages,
         message updates (delivery status, read time, translation), hand-offs,
         conversation status changes and WhatsApp session changes, in commit
-        order. The server sends its response headers once the stream is
-        subscribed (events committed after that are delivered). A stream that
+        order. The first event is `subscribed`: every event committed after it
+        is delivered. A stream that
         falls behind gets `resync` (events were dropped: re-read with the List
         methods) and continues. The stream ends at server shutdown (OK) and when
         the caller's token expires (`UNAUTHENTICATED`, `TOKEN_EXPIRED`).
@@ -626,35 +711,52 @@ class MessageService:
     and the AI agent through the conversation's channel provider, their
     delivery status, and a live stream of the organization's events.
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `MESSAGE_NOT_FOUND` (NOT_FOUND): no such message in the caller's
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * MESSAGE_NOT_FOUND (NOT_FOUND): no such message in the caller's
     organization (UpdateMessageStatus: no message with that external id).
-    * `CONVERSATION_NOT_FOUND` (NOT_FOUND): no such conversation.
-    * `CONVERSATION_ARCHIVED` (FAILED_PRECONDITION): SendMessage to an
-    archived conversation.
-    * `CONVERSATION_MANAGED_BY_HUMAN` (FAILED_PRECONDITION): the AI agent may
+    * CONVERSATION_NOT_FOUND (NOT_FOUND): no such conversation.
+    * CONVERSATION_ARCHIVED (FAILED_PRECONDITION): SendMessage to an archived
+    conversation.
+    * CONVERSATION_MANAGED_BY_HUMAN (FAILED_PRECONDITION): the AI agent may
     not send while a human manages the conversation.
-    * `CONVERSATION_MANAGED_BY_AI` (FAILED_PRECONDITION): a user sends to a
-    conversation the AI manages; hand it off to a human first.
-    * `OUTSIDE_SERVICE_WINDOW` (FAILED_PRECONDITION): WhatsApp's 24-hour
+    * CONVERSATION_MANAGED_BY_AI (FAILED_PRECONDITION): a user sends to a
+    conversation the AI manages: hand it off to a human first.
+    * OUTSIDE_SERVICE_WINDOW (FAILED_PRECONDITION): WhatsApp's 24-hour
     customer-service window is closed (no inbound message in the last 24
     hours); metadata `window_end_time` (RFC 3339, empty when the client never
     wrote). Template messages, which WhatsApp allows outside the window, are
     not supported yet.
-    * `CHANNEL_NOT_SUPPORTED` (FAILED_PRECONDITION): no provider sends on the
+    * CHANNEL_NOT_SUPPORTED (FAILED_PRECONDITION): no provider sends on the
     conversation's channel.
-    * `CHANNEL_ADDRESS_UNKNOWN` (FAILED_PRECONDITION): the conversation has no
+    * CHANNEL_ADDRESS_UNKNOWN (FAILED_PRECONDITION): the conversation has no
     address on its channel (it was not opened by an inbound message).
-    * `CONCURRENCY_CONFLICT` (ABORTED): the client's conversation changed while
-    the message was being stored; retry.
-    * `TOKEN_EXPIRED` (UNAUTHENTICATED): StreamEvents ends when the caller's
-    token expires; reconnect with a fresh one.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
-    * Errors of crm (`GetOrCreateClientByPhone`) come back with crm's code and
-    reason and metadata `service = crm`.
+    * CONCURRENCY_CONFLICT (ABORTED): the client's conversation changed while
+    the message was being stored: retry.
+    * TOKEN_EXPIRED (UNAUTHENTICATED): StreamEvents ends when the caller's
+    token expires: reconnect with a fresh one.
+    * EVENTS_UNAVAILABLE (UNAVAILABLE): StreamEvents while the server's
+    database notifications are down: retry.
+    * SHUTTING_DOWN (UNAVAILABLE): StreamEvents while the server stops.
+    * UPSTREAM_FAILED (UNAVAILABLE): crm or identity failed; their own errors
+    (crm's GetOrCreateClientByPhone, say) come back with their code and
+    reason and metadata `service = crm` (or identity).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod
@@ -824,8 +926,7 @@ class WhatsAppSessionServiceStub:
     """The organization's WhatsApp session (one per organization): pairing with a
     QR code, its state as the channel bridge reports it.
 
-    States and moves (anything else is `FAILED_PRECONDITION`,
-    `ILLEGAL_SESSION_TRANSITION`):
+    States and moves (anything else is ILLEGAL_SESSION_TRANSITION):
 
     * `DISCONNECTED` -> `CONNECTING` (ConnectWhatsApp)
     * `CONNECTING` -> `CONNECTING` (a new QR code), `CONNECTED`, `DISCONNECTED`,
@@ -833,15 +934,28 @@ class WhatsAppSessionServiceStub:
     * `CONNECTED` -> `DISCONNECTED`, `ERROR`
     * `ERROR` -> `CONNECTING`, `DISCONNECTED`
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `ILLEGAL_SESSION_TRANSITION` (FAILED_PRECONDITION): the move is not
-    allowed from the current state; metadata `from`, `to`.
-    * `ETAG_MISMATCH` (ABORTED): the session changed since the given `etag`
-    was read.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ILLEGAL_SESSION_TRANSITION (FAILED_PRECONDITION): the move is not allowed
+    from the current state; metadata `from`, `to`.
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the session's current
+    one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -876,8 +990,7 @@ class WhatsAppSessionServiceServicer:
     """The organization's WhatsApp session (one per organization): pairing with a
     QR code, its state as the channel bridge reports it.
 
-    States and moves (anything else is `FAILED_PRECONDITION`,
-    `ILLEGAL_SESSION_TRANSITION`):
+    States and moves (anything else is ILLEGAL_SESSION_TRANSITION):
 
     * `DISCONNECTED` -> `CONNECTING` (ConnectWhatsApp)
     * `CONNECTING` -> `CONNECTING` (a new QR code), `CONNECTED`, `DISCONNECTED`,
@@ -885,15 +998,28 @@ class WhatsAppSessionServiceServicer:
     * `CONNECTED` -> `DISCONNECTED`, `ERROR`
     * `ERROR` -> `CONNECTING`, `DISCONNECTED`
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `ILLEGAL_SESSION_TRANSITION` (FAILED_PRECONDITION): the move is not
-    allowed from the current state; metadata `from`, `to`.
-    * `ETAG_MISMATCH` (ABORTED): the session changed since the given `etag`
-    was read.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ILLEGAL_SESSION_TRANSITION (FAILED_PRECONDITION): the move is not allowed
+    from the current state; metadata `from`, `to`.
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the session's current
+    one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def GetWhatsAppSession(self, request, context):
@@ -963,8 +1089,7 @@ class WhatsAppSessionService:
     """The organization's WhatsApp session (one per organization): pairing with a
     QR code, its state as the channel bridge reports it.
 
-    States and moves (anything else is `FAILED_PRECONDITION`,
-    `ILLEGAL_SESSION_TRANSITION`):
+    States and moves (anything else is ILLEGAL_SESSION_TRANSITION):
 
     * `DISCONNECTED` -> `CONNECTING` (ConnectWhatsApp)
     * `CONNECTING` -> `CONNECTING` (a new QR code), `CONNECTED`, `DISCONNECTED`,
@@ -972,15 +1097,28 @@ class WhatsAppSessionService:
     * `CONNECTED` -> `DISCONNECTED`, `ERROR`
     * `ERROR` -> `CONNECTING`, `DISCONNECTED`
 
-    Error reasons (`google.rpc.ErrorInfo.reason`, domain
-    `messaging.soulkg.dev`):
+    Errors (google.rpc.ErrorInfo.reason, domain "messaging.soulkg.dev"), with
+    the status code in parentheses:
 
-    * `ILLEGAL_SESSION_TRANSITION` (FAILED_PRECONDITION): the move is not
-    allowed from the current state; metadata `from`, `to`.
-    * `ETAG_MISMATCH` (ABORTED): the session changed since the given `etag`
-    was read.
-    * `INVALID_ARGUMENT` (INVALID_ARGUMENT): a field is invalid (see the
-    `BadRequest` field violations).
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ILLEGAL_SESSION_TRANSITION (FAILED_PRECONDITION): the move is not allowed
+    from the current state; metadata `from`, `to`.
+    * ETAG_MISMATCH (ABORTED): the `etag` sent is not the session's current
+    one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod
