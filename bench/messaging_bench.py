@@ -195,8 +195,8 @@ async def _fanout(spec: dict) -> dict:
                for i in range(STREAMS)]
     await asyncio.gather(*(stream.read() for stream in streams))  # each says "subscribed" first
 
-    async def read(stream):
-        async for event in stream:
+    async def read(stream):  # read(), not `async for`: grpc.aio does not mix the two on one call
+        while (event := await stream.read()) is not aio.EOF:
             if event.WhichOneof("kind") == "message_created":
                 received.append((event.message_created.id, time.perf_counter()))
 
@@ -280,11 +280,11 @@ def run(ds, keys: Path, servers, timing: dict, concurrency: int, env: dict) -> d
                                          ttl_seconds=3600)
     admin, _ = load_signer(keys).issue(organization_id=ds.big_org, subject=str(ds.big_org_admin), role="ADMIN",
                                        ttl_seconds=3600)
-    base = {**env, "SOULKG_KEYS_DIR": str(keys), "SOULKG_PAGE_TOKEN_SECRET": secret, "SOULKG_DB_POOL_SIZE": "10",
-            "SOULKG_DATABASE_URL": ds.urls.app}
-    crm = servers.start(["-m", "services.crm.server"], {**base, "SOULKG_PORT": str(port := free_port())}, port)
+    base = {**env, "SOULKG_KEYS_DIR": str(keys), "SOULKG_PAGE_TOKEN_SECRET": secret, "SOULKG_DB_POOL_SIZE": "10"}
+    crm = servers.start(["-m", "services.crm.server"], {
+        **base, "SOULKG_DATABASE_URL": ds.urls.service("crm"), "SOULKG_PORT": str(port := free_port())}, port)
     messaging = servers.start(["-m", "services.messaging.server"], {
-        **base, "SOULKG_PORT": str(port := free_port()),
+        **base, "SOULKG_DATABASE_URL": ds.urls.service("messaging"), "SOULKG_PORT": str(port := free_port()),
         "SOULKG_SERVICE_ADDRESSES": json.dumps({"crm": f"127.0.0.1:{crm}"})}, port)
 
     codec = PageTokenCodec(secret.encode())
@@ -309,7 +309,7 @@ def run(ds, keys: Path, servers, timing: dict, concurrency: int, env: dict) -> d
                 "concurrency": concurrency, **timing, **extra}
 
     def sql_spec(kind: str) -> dict:
-        return {"via": "sql", "kind": kind, "dsn": ds.urls.app, "org": str(ds.big_org),
+        return {"via": "sql", "kind": kind, "dsn": ds.urls.service("messaging"), "org": str(ds.big_org),
                 "conversations": conversations, "concurrency": concurrency, **timing}
 
     ingest = "/soulkg.messaging.v1.MessageService/IngestInboundMessage"
@@ -336,8 +336,8 @@ def run(ds, keys: Path, servers, timing: dict, concurrency: int, env: dict) -> d
                                                   request_hex=list_deep.SerializeToString().hex()))
     step("ListMessages SQL first page", {"via": "sql_list", **sql_spec("sql_list"),
                                          "conversation": data["list_conversation"]})
-    fanout = _measure({"via": "fanout", "target": f"127.0.0.1:{messaging}", "token": admin, "dsn": ds.urls.app,
-                       "org": str(ds.big_org), "conversation": data["fanout_conversation"],
+    fanout = _measure({"via": "fanout", "target": f"127.0.0.1:{messaging}", "token": admin,
+                       "dsn": ds.urls.service("messaging"), "org": str(ds.big_org), "conversation": data["fanout_conversation"],
                        "messages": 40 if timing["seconds"] < 2 else 200, "gap": 0.02}, env)
     for name, key in ((f"StreamEvents fan-out, {STREAMS} streams", "streams"), ("LISTEN, a bare connection", "listen")):
         measure[name] = result = fanout[key]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -324,7 +325,17 @@ class StuckProvider(RecordingProvider):
 
 
 async def test_a_message_left_pending_by_a_crash_is_sent_exactly_once_after_a_restart(servers, org, keys_dir,
-                                                                                     database):
+                                                                                     database, monkeypatch):
+    # Every recording provider of this process counts its sends (other messaging servers of the
+    # test session, whose re-senders scan every organization, could be the one that sends it).
+    sends: Counter = Counter()
+    original_send = RecordingProvider.send
+
+    async def counted_send(self, message):
+        sends[str(message.message_id)] += 1
+        return await original_send(self, message)
+
+    monkeypatch.setattr(RecordingProvider, "send", counted_send)
     crashing = await servers.start_messaging(provider=StuckProvider())
     async with aio.insecure_channel(f"127.0.0.1:{crashing.port}") as channel:
         agent = Caller(channel, service_token(keys_dir, org.admin_account, "agents"))
@@ -339,7 +350,6 @@ async def test_a_message_left_pending_by_a_crash_is_sent_exactly_once_after_a_re
     with psycopg.connect(database.admin) as conn:  # its sender's lease runs out
         conn.execute("update messages set send_claimed_until = now() - interval '1 second' where id = %s",
                      (pending.id,))
-    calls = PROVIDER.calls
     restarted = [await servers.start_messaging(provider=PROVIDER) for _ in range(2)]  # two processes race
     try:
         for _ in range(100):
@@ -347,10 +357,8 @@ async def test_a_message_left_pending_by_a_crash_is_sent_exactly_once_after_a_re
             if message.status != S.MESSAGE_STATUS_PENDING:
                 break
             await asyncio.sleep(0.05)
-        assert message.status == S.MESSAGE_STATUS_SENT
-        assert PROVIDER.calls - calls == 1
-        assert [r.external_id for r in PROVIDER.sent.values() if str(r.message.message_id) == pending.id] == [
-            message.external_message_id]
+        assert message.status == S.MESSAGE_STATUS_SENT and message.external_message_id.startswith("rec.")
+        assert sends[pending.id] == 1
     finally:
         for running in restarted:
             await servers.stop_messaging(running)
