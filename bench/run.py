@@ -30,7 +30,7 @@ import grpc
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
-from bench import catalog_bench, dataset  # noqa: E402
+from bench import catalog_bench, dataset, messaging_bench  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
@@ -247,6 +247,8 @@ def main() -> int:
         step("ChangeClientStatus SQL via asyncpg", sql_spec(kind="change_status", client_ids=client_ids))
         step("GetClient, crm with 2 workers", grpc_spec(crm_two, get_method, request_hex=get_request))
         catalog_bench.run(step, servers, ds, crm_env, token, timing, concurrency, DATA)
+        # messaging's workloads (bench/messaging_bench.py), with crm and messaging servers of their own
+        measure.update(messaging_bench.run(ds, keys, servers, timing, concurrency, ENV))
     finally:
         servers.stop()
         ds.server.stop()
@@ -270,6 +272,7 @@ def main() -> int:
     row("GetClient, crm with 2 workers", "GetClient", "rps", ">= 1.6 (needs a free core)", lambda r: r >= 1.6)
     for catalog_row in catalog_bench.ROWS:
         row(*catalog_row)
+    table.extend(messaging_bench.rows(measure))
 
     header = f"{'workload':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'vs ceiling':<38} {'ceiling':>9} {'ratio':>6}  goal"
     print("\n" + header + "\n" + "-" * len(header))

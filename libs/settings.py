@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,13 @@ class Settings(BaseSettings):
     services_host: str = "127.0.0.1"
     # Deadline for a call to another service when the caller sent none.
     default_call_timeout_seconds: float = Field(10.0, gt=0)
+    # messaging: who sends outbound messages ("recording": the offline development provider,
+    # which records and acknowledges them) and who translates inbound ones for the managers
+    # ("none", or "libretranslate": a LibreTranslate-compatible HTTP API at translator_url).
+    channel_provider: Literal["recording"] = "recording"
+    translator: Literal["none", "libretranslate"] = "none"
+    translator_url: str | None = None
+    translator_api_key: SecretStr | None = None
 
     # TLS (off for make run). Server side: this process's certificate and key; with a client
     # CA as well, callers must present a certificate it signed (mTLS between services).
