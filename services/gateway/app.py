@@ -281,7 +281,6 @@ def create_app(settings: Settings | None = None, upstreams: Iterable[Upstream] |
             Route("/docs/openapi.json", swagger_ui_json, methods=["GET"]),
             Mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/{path:path}", _EveryMethod(transcode)),  # the gateway's router answers 404/405
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -291,6 +290,7 @@ def create_app(settings: Settings | None = None, upstreams: Iterable[Upstream] |
         ],
         lifespan=lifespan,
     )
+    app.router.default = _EveryMethod(transcode)  # any other request: the transcoder's router (404/405)
     app.state.gateway = gateway
     return app
 

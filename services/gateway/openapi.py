@@ -183,19 +183,21 @@ class Schemas:
         return schema
 
 
-def _path_parameters(route: Route, schemas: Schemas) -> list[dict]:
+def _path_parameters(route: Route, schemas: Schemas, names: list[str]) -> list[dict]:
     parameters = []
-    for variable in route.template.variables:
+    for variable, name in zip(route.template.variables, names, strict=True):
         message = route.method.input_type
         *parents, leaf = variable.field_path.split(".")
-        for name in parents:
-            message = message.fields_by_name[name].message_type
+        for parent in parents:
+            message = message.fields_by_name[parent].message_type
         field = message.fields_by_name[leaf]
         schema = schemas.field(field, annotate=False)
         if variable.pattern:
-            schema = {"type": "string", "pattern": "^" + variable.pattern.replace("**", ".*").replace("*", "[^/]+") + "$"}
-        parameter = {"name": variable.field_path, "in": "path", "required": True, "schema": schema}
+            schema = {"type": "string", "pattern": f"^{route.template.value_checks[variable.group].pattern}$"}
+        parameter = {"name": name, "in": "path", "required": True, "schema": schema}
         description = schemas.comments.get(f"{message.full_name}.{leaf}")
+        if name != variable.field_path:
+            description = f"`{variable.field_path}` of the request. {description}".strip()
         if description:
             parameter["description"] = description
         parameters.append(parameter)
@@ -271,13 +273,13 @@ def _reply(route: Route, schemas: Schemas) -> dict:
             "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(route: Route, schemas: Schemas, tag: str) -> dict:
+def _operation(route: Route, schemas: Schemas, tag: str, names: list[str]) -> dict:
     comment = schemas.comments.get(route.method.full_name)
     operation: dict = {"operationId": route.operation_id, "tags": [tag]}
     if comment:
         operation["summary"] = _first_sentence(comment)
         operation["description"] = comment
-    parameters = _path_parameters(route, schemas) + _query_parameters(route, schemas)
+    parameters = _path_parameters(route, schemas, names) + _query_parameters(route, schemas)
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(route, schemas)
@@ -335,12 +337,17 @@ def document(routes: Iterable[Route], upstreams: Iterable[Upstream], comments: C
             tag["description"] = comments.get(service.full_name)
         tags.append(tag)
     paths: dict[str, dict] = {}
+    # Templates of one shape (/v1/clients/{id}, /v1/clients/{client.id}) are one OpenAPI path:
+    # the first names its parameters for all.
+    names_of_shape: dict[str, list[str]] = {}
     for route in routes:
-        operations = paths.setdefault(route.template.openapi_path, {})
+        names = names_of_shape.setdefault(route.template.shape, [v.parameter for v in route.template.variables])
+        path = route.template.openapi_path_with(names)
+        operations = paths.setdefault(path, {})
         method = route.http_method.lower()
         if method in operations:
-            raise ValueError(f"two routes for {route.http_method} {route.template.openapi_path}")
-        operations[method] = _operation(route, schemas, tag_of[route.method.containing_service.full_name])
+            raise ValueError(f"two routes for {route.http_method} {path}")
+        operations[method] = _operation(route, schemas, tag_of[route.method.containing_service.full_name], names)
     _status_components(schemas)
     error_responses = {
         f"Error{status}": {"description": text,

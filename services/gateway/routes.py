@@ -48,6 +48,7 @@ class Variable:
     field_path: str  # "client.id"
     pattern: str | None  # "orgs/*/things/*" for a multi-segment variable, None for one segment
     group: str  # its regex group name
+    parameter: str  # its name in the OpenAPI document: "client_id" (tools choke on dots)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,14 @@ class Template:
     variables: tuple[Variable, ...]
     value_checks: dict  # group -> compiled full-match regex of a patterned variable's decoded value
     literals: int  # literal segments (and the verb): more is more specific
-    openapi_path: str  # "/v1/clients/{client.id}:changeStatus"
+    openapi_path: str  # "/v1/clients/{client_id}:changeStatus"
+    shape: str  # "/v1/clients/{}:changeStatus": OpenAPI treats templates of one shape as one path
+
+    def openapi_path_with(self, names: list[str]) -> str:
+        path = self.shape
+        for name in names:
+            path = path.replace("{}", "{" + name + "}", 1)
+        return path
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         """Field path -> decoded value, or None when the path does not match."""
@@ -138,17 +146,20 @@ def parse_template(text: str) -> Template:
             if not _FIELD_PATH.fullmatch(field_path):
                 raise AnnotationError(f"bad field path {field_path!r} in {text!r}")
             group = f"v{len(variables)}"
+            parameter = field_path.replace(".", "_")
+            while parameter in {v.parameter for v in variables}:
+                parameter += "_"
             if pattern and pattern != "*":
                 sub = _split_top(pattern, "/")
                 pattern_regex = _pattern_regex(sub)
                 # The variable's segments as written, or the whole value in one encoded segment.
                 regex_parts.append(f"(?P<{group}>{pattern_regex}|[^/]+)")
                 checks[group] = re.compile(pattern_regex)
-                variables.append(Variable(field_path, pattern, group))
+                variables.append(Variable(field_path, pattern, group, parameter))
             else:
                 regex_parts.append(f"(?P<{group}>[^/]+)")
-                variables.append(Variable(field_path, None, group))
-            openapi.append("{" + field_path + "}")
+                variables.append(Variable(field_path, None, group, parameter))
+            openapi.append("{" + parameter + "}")
         elif segment in _SEGMENT_REGEX:
             regex_parts.append(_SEGMENT_REGEX[segment])
             openapi.append(segment)
@@ -160,7 +171,8 @@ def parse_template(text: str) -> Template:
             raise AnnotationError(f"bad segment {segment!r} in {text!r}")
     regex = "/" + "/".join(regex_parts) + (":" + re.escape(verb) if verb else "")
     openapi_path = "/" + "/".join(openapi) + (":" + verb if verb else "")
-    return Template(text, re.compile(regex), tuple(variables), checks, literals, openapi_path)
+    shape = re.sub(r"\{[^}]*\}", "{}", openapi_path)
+    return Template(text, re.compile(regex), tuple(variables), checks, literals, openapi_path, shape)
 
 
 @dataclass(frozen=True)

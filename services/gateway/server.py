@@ -1,7 +1,20 @@
-"""The gateway's process: `python -m services.gateway.server` (uvicorn on `SOULKG_HOST`,
-`SOULKG_PORT` or registry.GATEWAY_PORT; `SOULKG_WORKERS` processes)."""
+"""The gateway's process: `python -m services.gateway.server`.
+
+uvicorn on `SOULKG_HOST`:`SOULKG_PORT` (default registry.GATEWAY_PORT, 8080). With
+`SOULKG_WORKERS` > 1, that many processes share the port through SO_REUSEPORT, as the services'
+workers do. The socket is made here with its protocol named (IPPROTO_TCP) so that asyncio
+turns Nagle's algorithm off on every connection; uvicorn's own socket for several workers
+does not, and small replies then wait for delayed ACKs (~40 ms each).
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 
 import uvicorn
 
@@ -9,13 +22,48 @@ from libs import registry
 from libs.server.logs import configure_logging
 from libs.settings import Settings
 
+log = logging.getLogger("soulkg.gateway")
+
+
+def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    port = settings.port or registry.GATEWAY_PORT
+    sock = listening_socket(settings.host, port, reuse_port=settings.workers > 1)
+    config = uvicorn.Config("services.gateway.app:create_app_from_environment", factory=True, log_config=None,
+                            access_log=False, server_header=False, lifespan="on")
+    log.info("gateway listening on http://%s:%s (docs at /docs)", settings.host, port)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _run_workers(workers: int) -> None:
+    env = {**os.environ, "SOULKG_WORKER": "1"}
+    children = [subprocess.Popen([sys.executable, "-m", "services.gateway.server"], env=env) for _ in range(workers)]
+
+    def forward(signum, frame):  # noqa: ARG001
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    raise SystemExit(max(child.wait() for child in children))
+
 
 def main() -> None:
     settings = Settings()
     configure_logging("gateway", settings.log_level)
-    uvicorn.run("services.gateway.app:create_app_from_environment", factory=True, host=settings.host,
-                port=settings.port or registry.GATEWAY_PORT, workers=settings.workers, log_config=None,
-                access_log=False, server_header=False, proxy_headers=False, lifespan="on")
+    if settings.workers > 1 and not settings.worker:
+        _run_workers(settings.workers)
+    serve(settings)
 
 
 if __name__ == "__main__":
