@@ -236,6 +236,9 @@ class _EveryMethod:
         self.endpoint = endpoint
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # a websocket: nothing here speaks it
+            await send({"type": "websocket.close"})
+            return
         response = await self.endpoint(Request(scope, receive))
         await response(scope, receive, send)
 
