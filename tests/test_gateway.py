@@ -344,11 +344,11 @@ async def test_patch_without_a_mask_updates_the_fields_of_the_body(http):
     ({"labels": "x"}, "INVALID_QUERY_PARAMETER"),  # a map
     ({"nested": "x"}, "INVALID_QUERY_PARAMETER"),  # a message
     ({"count.x": "1"}, "INVALID_QUERY_PARAMETER"),
-    ({"flag": "yes"}, "INVALID_PARAMETER"),
-    ({"count": "seven"}, "INVALID_QUERY"),
-    ({"count": "99999999999"}, "INVALID_QUERY"),
-    ({"color": "PURPLE"}, "INVALID_QUERY"),
-    ({"when": "yesterday"}, "INVALID_QUERY"),
+    ({"flag": "yes"}, "INVALID_QUERY_PARAMETER"),
+    ({"count": "seven"}, "INVALID_QUERY_PARAMETER"),
+    ({"count": "99999999999"}, "INVALID_QUERY_PARAMETER"),
+    ({"color": "PURPLE"}, "INVALID_QUERY_PARAMETER"),
+    ({"when": "yesterday"}, "INVALID_QUERY_PARAMETER"),
     ([("count", "1"), ("count", "2")], "INVALID_QUERY_PARAMETER"),
 ])
 async def test_bad_query_parameters_are_400(http, params, reason):

@@ -222,19 +222,15 @@ def resolve_field_path(message: Descriptor, path: str) -> list[FieldDescriptor]:
         field = current.fields_by_name[part]
         fields.append(field)
         if index < len(parts) - 1:
-            if field.type != FieldDescriptor.TYPE_MESSAGE or _is_repeated(field) \
+            if field.type != FieldDescriptor.TYPE_MESSAGE or field.is_repeated \
                     or field.message_type.full_name.startswith("google.protobuf."):
                 raise AnnotationError(f"{message.full_name}.{path}: {part} is not a singular message")
             current = field.message_type
     return fields
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    return field.is_repeated
-
-
 def is_map(field: FieldDescriptor) -> bool:
-    return (field.type == FieldDescriptor.TYPE_MESSAGE and _is_repeated(field)
+    return (field.type == FieldDescriptor.TYPE_MESSAGE and field.is_repeated
             and field.message_type.GetOptions().map_entry)
 
 
@@ -249,7 +245,7 @@ def _check_binding(method: MethodDescriptor, template: Template, body: str, resp
     request, response = method.input_type, method.output_type
     for variable in template.variables:
         leaf = resolve_field_path(request, variable.field_path)[-1]
-        if _is_repeated(leaf) or not scalar_like(leaf):
+        if leaf.is_repeated or not scalar_like(leaf):
             raise AnnotationError(f"{method.full_name}: path variable {variable.field_path} is not a scalar field")
     if body not in ("", "*") and body not in request.fields_by_name:
         raise AnnotationError(f"{method.full_name}: body field {body!r} does not exist")

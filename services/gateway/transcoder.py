@@ -58,24 +58,27 @@ def _mask_text(value: str) -> str:
     return ",".join(".".join(_camel(part) for part in path.split(".")) for path in value.split(","))
 
 
-def _text_value(field: FieldDescriptor, value: str, where: str):
+QUERY, BODY, PATH = "INVALID_QUERY_PARAMETER", "INVALID_BODY", "INVALID_PATH_PARAMETER"  # error reasons
+
+
+def _text_value(field: FieldDescriptor, value: str, where: str, reason: str):
     """A path or query string as the JSON value json_format expects for this field."""
     is_bool = field.type == FieldDescriptor.TYPE_BOOL or (
         field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name == "google.protobuf.BoolValue")
     if is_bool:
         if value in ("true", "false"):
             return value == "true"
-        raise bad_request(f"{where}: expected true or false, not {value!r}", "INVALID_PARAMETER", (where, "not a bool"))
+        raise bad_request(f"{where}: expected true or false, not {value!r}", reason, (where, "not a bool"))
     if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name == FIELD_MASK:
         return _mask_text(value)
     return value
 
 
-def _parse(data, message: Message, source: str) -> None:
+def _parse(data, message: Message, source: str, reason: str) -> None:
     try:
         json_format.ParseDict(data, message)
     except _PARSE_FAILURES as exc:
-        raise bad_request(f"invalid {source}: {exc}", f"INVALID_{source.upper().replace(' ', '_')}") from None
+        raise bad_request(f"invalid {source}: {exc}", reason) from None
 
 
 def query_values(route: Route, params: Iterable[tuple[str, str]]) -> dict:
@@ -104,22 +107,22 @@ def query_values(route: Route, params: Iterable[tuple[str, str]]) -> dict:
             repeated = field.is_repeated
             if index < len(parts) - 1:
                 if field.type != FieldDescriptor.TYPE_MESSAGE or repeated or scalar_like(field):
-                    raise bad_request(f"query parameter {key!r}: {part} has no fields", "INVALID_QUERY_PARAMETER",
+                    raise bad_request(f"query parameter {key!r}: {part} has no fields", QUERY,
                                       (key, "not a message"))
                 nested = target.setdefault(field.name, {})
                 if not isinstance(nested, dict):
-                    raise bad_request(f"query parameter {key!r} conflicts with another", "INVALID_QUERY_PARAMETER",
+                    raise bad_request(f"query parameter {key!r} conflicts with another", QUERY,
                                       (key, "conflicting parameters"))
                 target, message = nested, field.message_type
                 continue
             if is_map(field) or not scalar_like(field):
                 raise bad_request(f"query parameter {key!r} cannot be given in the query string",
-                                  "INVALID_QUERY_PARAMETER", (key, "not settable from the query string"))
-            converted = _text_value(field, value, key)
+                                  QUERY, (key, "not settable from the query string"))
+            converted = _text_value(field, value, key, QUERY)
             if repeated:
                 target.setdefault(field.name, []).append(converted)
             elif field.name in target:
-                raise bad_request(f"query parameter {key!r} given more than once", "INVALID_QUERY_PARAMETER",
+                raise bad_request(f"query parameter {key!r} given more than once", QUERY,
                                   (key, "given more than once"))
             else:
                 target[field.name] = converted
@@ -134,7 +137,7 @@ def _path_object(route: Route, values: dict[str, str]) -> dict:
         for name in parents:
             target = target.setdefault(name, {})
             message = message.fields_by_name[name].message_type
-        target[leaf] = _text_value(message.fields_by_name[leaf], value, field_path)
+        target[leaf] = _text_value(message.fields_by_name[leaf], value, field_path, PATH)
     return out
 
 
@@ -165,25 +168,25 @@ def build_request(route: Route, path_values: dict[str, str], params: list[tuple[
     request = request_class()
     if params:
         part = request_class()
-        _parse(query_values(route, params), part, "query")
+        _parse(query_values(route, params), part, "query string", QUERY)
         request.MergeFrom(part)
     descriptor = route.method.input_type
     if route.body and body is not None:
         part = request_class()
         if route.body == "*":
             if not isinstance(body, dict):
-                raise bad_request("the body must be a JSON object", "INVALID_BODY")
+                raise bad_request("the body must be a JSON object", BODY)
             _normalize_masks(descriptor, body)
-            _parse(body, part, "body")
+            _parse(body, part, "body", BODY)
         else:
             field = descriptor.fields_by_name[route.body]
             if field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated:
                 _normalize_masks(field.message_type, body)
-            _parse({route.body: body}, part, "body")
+            _parse({route.body: body}, part, "body", BODY)
         request.MergeFrom(part)
     if path_values:
         part = request_class()
-        _parse(_path_object(route, path_values), part, "path")
+        _parse(_path_object(route, path_values), part, "path", PATH)
         request.MergeFrom(part)
     if route.http_method == "PATCH" and route.body not in ("", "*") and isinstance(body, dict):
         _default_update_mask(route, request, body)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,10 +137,3 @@ def _clean(comment: str) -> str:
     lines = [line[1:] if line.startswith(" ") else line for line in comment.rstrip().split("\n")]
     return "\n".join(line.rstrip() for line in lines).strip()
 
-
-def merge_public(upstreams: Iterable[Upstream]) -> frozenset[str]:
-    return frozenset(path for upstream in upstreams for path in upstream.public_methods)
-
-
-def addresses(upstreams: Iterable[Upstream]) -> Mapping[str, str]:
-    return {upstream.name: upstream.address for upstream in upstreams}
