@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: run test psql lint protos install clean bench
+.PHONY: run test psql lint protos compose install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,16 +27,23 @@ test: $(STAMP)
 psql: $(STAMP)
 	@$(PY) tools/devstack.py psql
 
-## make lint: ruff, the direction of imports between layers, buf lint and the generated-code drift check.
+## make lint: ruff, the direction of imports between layers, buf lint, and the drift checks of
+## generated code and docker-compose.yml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) tools/lint_layers.py
 	bash tools/lint_protos.sh
 	$(PY) tools/gen_protos.py --check
+	$(PY) tools/gen_compose.py --check
+	$(PY) tools/gen_k8s.py --check
 
 ## make protos: regenerate gen/python from protos/ (commit the result).
 protos: $(STAMP)
 	$(PY) tools/gen_protos.py
+
+## make compose: regenerate docker-compose.yml from libs/registry.py (commit the result).
+compose: $(STAMP)
+	$(PY) tools/gen_compose.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

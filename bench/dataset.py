@@ -13,14 +13,16 @@ from pathlib import Path
 
 import asyncpg
 
+from libs import registry
 from libs.db import migrate
 from libs.db.embedded import EmbeddedPostgres
-from libs.db.provision import DatabaseUrls, provision, with_credentials
+from libs.db.provision import APP_ROLE, DatabaseUrls, provision, service_roles, with_credentials
 
 BIG_ORG_CLIENTS = 100_000
 TOTAL_CLIENTS = 1_000_000
 ORGANIZATIONS = 100
-BYPASS_ROLE = "soulkg_bench_bypass"  # exists only in the benchmark's cluster
+BYPASS_ROLE = "soulkg_bench_bypass"  # exists only in the benchmark's cluster: crm's role plus BYPASSRLS
+CRM_ROLE = registry.service("crm").db_role
 STATUSES = ["NEW_LEAD", "QUALIFIED", "WARMED", "PROPOSAL_SENT", "NEGOTIATION", "SOLD", "SERVICE", "CLOSED"]
 LANGUAGES = ["en", "ru", "ar", "fr", "de", "es", "pl"]
 
@@ -77,16 +79,26 @@ async def _load(admin_url: str) -> uuid.UUID:
 
 
 async def _ensure_bypass_role(admin_url: str, password: str) -> None:
+    """The RLS-cost baseline for crm: exactly crm's role (a member of the policies' group, its
+    table grants copied from the catalog), plus BYPASSRLS."""
     conn = await asyncpg.connect(admin_url)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", BYPASS_ROLE)
         verb = "ALTER" if exists else "CREATE"
-        await conn.execute(f"{verb} ROLE {BYPASS_ROLE} LOGIN BYPASSRLS PASSWORD '{password}'")
-        # Exactly the services' grants, plus BYPASSRLS.
+        await conn.execute(f"{verb} ROLE {BYPASS_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT BYPASSRLS"
+                           f" PASSWORD '{password}'")
         await conn.execute(f"GRANT CONNECT ON DATABASE soulkg_bench TO {BYPASS_ROLE}")
-        await conn.execute(f"GRANT USAGE ON SCHEMA app, public TO {BYPASS_ROLE}")
-        await conn.execute(f"GRANT EXECUTE ON FUNCTION app.current_org() TO {BYPASS_ROLE}")
-        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {BYPASS_ROLE}")
+        await conn.execute(f"GRANT {APP_ROLE} TO {BYPASS_ROLE}")  # schema usage, function EXECUTE
+        # What earlier code granted directly: nothing beyond crm's.
+        await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {BYPASS_ROLE}")
+        await conn.execute(f"REVOKE ALL ON SCHEMA app, public FROM {BYPASS_ROLE}")
+        await conn.execute(f"REVOKE ALL ON FUNCTION app.current_org() FROM {BYPASS_ROLE}")
+        grants = await conn.fetch(
+            "SELECT table_name, string_agg(privilege_type, ', ') AS privileges"
+            " FROM information_schema.role_table_grants WHERE grantee = $1 AND table_schema = 'public'"
+            " GROUP BY table_name", CRM_ROLE)
+        for grant in grants:
+            await conn.execute(f"GRANT {grant['privileges']} ON {grant['table_name']} TO {BYPASS_ROLE}")
     finally:
         await conn.close()
 
@@ -101,15 +113,15 @@ async def _forget_earlier_writes(admin_url: str) -> None:
 
 
 def prepare(data_dir: Path) -> Dataset:
-    server = EmbeddedPostgres(data_dir).start()
+    server = EmbeddedPostgres(data_dir, durable=False).start()
     password = (data_dir / "role-password").read_text().strip() if (data_dir / "role-password").exists() else None
     if password is None:
         password = secrets.token_urlsafe(16)
         (data_dir / "role-password").write_text(password)
-    urls = provision(server.admin_url, "soulkg_bench", password, password)
+    urls = provision(server.admin_url, "soulkg_bench", password, dict.fromkeys(service_roles(), password))
     migrate.upgrade(urls.owner)
     asyncio.run(_ensure_bypass_role(urls.admin, password))
     big_org = asyncio.run(_load(urls.admin))
     asyncio.run(_forget_earlier_writes(urls.admin))
     admin = asyncio.run(_admin_user(urls.admin, big_org))
-    return Dataset(urls, with_credentials(urls.app, BYPASS_ROLE, password), big_org, admin, server)
+    return Dataset(urls, with_credentials(urls.service("crm"), BYPASS_ROLE, password), big_org, admin, server)

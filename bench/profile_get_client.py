@@ -45,7 +45,7 @@ def main() -> int:
     try:
         port = free_port()
         servers.start(["-m", "services.crm.server"], {
-            **ENV, "SOULKG_KEYS_DIR": str(keys), "SOULKG_DATABASE_URL": ds.urls.app,
+            **ENV, "SOULKG_KEYS_DIR": str(keys), "SOULKG_DATABASE_URL": ds.urls.service("crm"),
             "SOULKG_PAGE_TOKEN_SECRET": uuid.uuid4().hex, "SOULKG_PORT": str(port)}, port)
         pid = servers.processes[-1].pid
         spec = {"via": "grpc", "target": f"127.0.0.1:{port}", "method": "/soulkg.crm.v1.ClientService/GetClient",

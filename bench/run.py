@@ -1,10 +1,10 @@
 """`make bench`: every workload next to the ceiling it cannot beat, measured in one run.
 
 Sets up its own data (bench/dataset.py: 1,000,000 clients, COPY-loaded, kept in .data/bench),
-starts the servers it needs as separate processes (crm as the services' role, crm as a
-BYPASSRLS role, crm with 2 workers, a bare echo server), drives each workload with the
-separate-process load generator (bench/loadgen.py), prints one table and writes it as JSON
-to bench/results/latest.json.
+starts the servers it needs as separate processes (crm as its own role, crm as a BYPASSRLS
+role with exactly crm's grants, crm with 2 workers, a bare echo server), drives each workload
+with the separate-process load generator (bench/loadgen.py), prints one table and writes it
+as JSON to bench/results/latest.json.
 
     python -m bench.run [--quick] [--concurrency N]
 """
@@ -155,6 +155,7 @@ def main() -> int:
                                        ttl_seconds=3600)
     page_secret = secrets.token_urlsafe(32)
     org = str(ds.big_org)
+    crm_url = ds.urls.service("crm")  # crm's own role
 
     # Request bodies and the deep page token (position 50,000 of 100,000, newest first).
     import asyncio
@@ -184,12 +185,12 @@ def main() -> int:
     try:
         crm_env = {**ENV, "SOULKG_KEYS_DIR": str(keys), "SOULKG_PAGE_TOKEN_SECRET": page_secret,
                    "SOULKG_DB_POOL_SIZE": "10"}
-        crm = servers.start(["-m", "services.crm.server"], {**crm_env, "SOULKG_DATABASE_URL": ds.urls.app,
+        crm = servers.start(["-m", "services.crm.server"], {**crm_env, "SOULKG_DATABASE_URL": crm_url,
                                                              "SOULKG_PORT": str(port := free_port())}, port)
         crm_bypass = servers.start(["-m", "services.crm.server"], {
             **crm_env, "SOULKG_DATABASE_URL": ds.bypass_url, "SOULKG_PORT": str(port := free_port())}, port)
         crm_two = servers.start(["-m", "services.crm.server"], {
-            **crm_env, "SOULKG_DATABASE_URL": ds.urls.app, "SOULKG_WORKERS": "2",
+            **crm_env, "SOULKG_DATABASE_URL": crm_url, "SOULKG_WORKERS": "2",
             "SOULKG_PORT": str(port := free_port())}, port)
         with grpc.insecure_channel(f"127.0.0.1:{crm}") as channel:
             reply = channel.unary_unary("/soulkg.crm.v1.ClientService/GetClient")(
@@ -201,7 +202,7 @@ def main() -> int:
             return {"via": "grpc", "target": f"127.0.0.1:{port}", "method": method, "kind": kind, "token": token,
                     "concurrency": concurrency, **timing, **extra}
 
-        def sql_spec(kind: str = "query", dsn: str = ds.urls.app, **extra) -> dict:
+        def sql_spec(kind: str = "query", dsn: str = crm_url, **extra) -> dict:
             return {"via": "sql", "dsn": dsn, "org": org, "pool": 10, "kind": kind, "concurrency": concurrency,
                     **timing, **extra}
 

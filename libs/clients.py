@@ -61,7 +61,10 @@ def idempotent_reads(service: str) -> list[dict[str, str]]:
 
 def service_config(service: str) -> str:
     reads = idempotent_reads(service)
-    config = {"methodConfig": [{"name": reads, "retryPolicy": RETRY_POLICY}] if reads else []}
+    # round_robin: with a DNS name that resolves to every replica (a headless Service), calls
+    # spread over all of them instead of pinning one HTTP/2 connection (docs/scaling.md).
+    config = {"loadBalancingConfig": [{"round_robin": {}}],
+              "methodConfig": [{"name": reads, "retryPolicy": RETRY_POLICY}] if reads else []}
     return json.dumps(config)
 
 
@@ -77,9 +80,11 @@ class ServiceClients:
         if channel is None:
             options = [*KEEPALIVE_OPTIONS, ("grpc.enable_retries", 1),
                        ("grpc.service_config", service_config(service))]
-            channel = aio.insecure_channel(
-                self._settings.address_of(service), options=options,
-                interceptors=[ForwardCallerInterceptor(self._settings.default_call_timeout_seconds)])
+            address = self._settings.address_of(service)
+            interceptors = [ForwardCallerInterceptor(self._settings.default_call_timeout_seconds)]
+            credentials = self._settings.channel_credentials()
+            channel = aio.secure_channel(address, credentials, options=options, interceptors=interceptors) \
+                if credentials else aio.insecure_channel(address, options=options, interceptors=interceptors)
             self._channels[service] = channel
         return channel
 

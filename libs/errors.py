@@ -3,7 +3,9 @@
 Services (domain, service and repository layers) raise these with a stable, machine-readable
 `reason`. Nothing here knows gRPC or PostgreSQL: `libs/status.py` turns any exception (these,
 PostgreSQL's, the unexpected) into one gRPC status with `google.rpc.Status` details, and the
-interceptor (libs/tenancy/interceptors.py) applies it. `code` is the name of a gRPC status code.
+interceptor (libs/tenancy/interceptors.py) applies it, in the service's own error domain
+(`crm.soulkg.dev`, ...). `code` is the name of a gRPC status code. Every reason a service can
+return is listed in its proto (tests/test_error_reasons.py holds them to it).
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """AIP-155 request ids: a retried create returns the first result instead of a duplicate.
 
-Inside the create's own transaction:
+Inside the create's own transaction (services/crm/service.py's create is the model):
 
+    CREATE_CLIENT = "soulkg.crm.v1.ClientService/CreateClient"  # the method's full name
     async with db.transaction() as conn:
-        existing = await claim_request_id(conn, "CreateClient", request_id)
+        existing = await claim_request_id(conn, CREATE_CLIENT, request_id)
         if existing is not None:
-            return await repo.get(conn, existing)        # the first call's resource
+            return found(await repo.get(conn, existing), "client")   # the first call's resource
         client = await repo.insert(conn, ...)
-        await record_request_id(conn, "CreateClient", request_id, client.id)
+        await record_request_id(conn, CREATE_CLIENT, request_id, client.id)
 
 `claim` inserts the (organization, method, request id) row first: a concurrent retry with
 the same id waits on the unique key until the first transaction ends, then reads its
@@ -17,13 +18,15 @@ in `request_ids` (shared infrastructure, under row-level security like every tab
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
 from libs.errors import InvalidArgument
+from libs.persistence import IN_ORG
 
-REQUEST_ID_RETENTION = "1 day"  # a retry after that creates anew (documented in the protos)
+REQUEST_ID_RETENTION = timedelta(days=1)  # a retry after that creates anew (documented in the protos)
 
 
 def parse_request_id(value: str, field: str = "request_id") -> UUID | None:
@@ -51,8 +54,7 @@ async def claim_request_id(conn: asyncpg.Connection, method: str, request_id: UU
     if claimed:
         return None
     return await conn.fetchval(
-        """SELECT resource_id FROM request_ids
-           WHERE organization_id = (SELECT app.current_org()) AND method = $1 AND request_id = $2""",
+        f"SELECT resource_id FROM request_ids WHERE {IN_ORG} AND method = $1 AND request_id = $2",
         method, request_id)
 
 
@@ -61,6 +63,5 @@ async def record_request_id(conn: asyncpg.Connection, method: str, request_id: U
     if request_id is None:
         return
     await conn.execute(
-        """UPDATE request_ids SET resource_id = $3
-           WHERE organization_id = (SELECT app.current_org()) AND method = $1 AND request_id = $2""",
+        f"UPDATE request_ids SET resource_id = $3 WHERE {IN_ORG} AND method = $1 AND request_id = $2",
         method, request_id, resource_id)

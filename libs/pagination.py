@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from uuid import UUID
 
 from libs.errors import InvalidArgument
@@ -61,19 +60,3 @@ class PageTokenCodec:
         if data.get("o") != str(organization_id) or data.get("q") != query:
             raise invalid
         return data["k"]
-
-    # The keyset every list here uses so far: (a timestamp column, id).
-
-    def decode_time_id(self, token: str, organization_id: UUID, query: str) -> tuple[datetime, UUID] | None:
-        last = self.decode(token, organization_id, query)
-        return (datetime.fromisoformat(last[0]), UUID(last[1])) if last else None
-
-    def time_id_page(self, rows: list, size: int, organization_id: UUID, query: str,
-                     time_column: str) -> tuple[list, str]:
-        """Given up to size + 1 rows, the page (size rows at most) and the next page's token
-        ("" when this is the last page)."""
-        if len(rows) <= size:
-            return rows, ""
-        rows = rows[:size]
-        tail = rows[-1]
-        return rows, self.encode(organization_id, query, [tail[time_column].isoformat(), str(tail["id"])])

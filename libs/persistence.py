@@ -33,6 +33,8 @@ T = TypeVar("T")
 # to the caller's organization, and saying it in the SQL keeps the same text correct and
 # index-friendly under a BYPASSRLS role (the benchmark's RLS-cost baseline).
 IN_ORG = "organization_id = (SELECT app.current_org())"
+# The same for the one table keyed by the organization itself: its own row.
+ORG_ROW = "id = (SELECT app.current_org())"
 
 _KEY_TYPES: dict[type, Callable[[object], object]] = {
     datetime: lambda v: datetime.fromisoformat(str(v)),
@@ -104,14 +106,16 @@ def order_by(columns: Sequence[str], descending: bool) -> str:
 
 
 def update_sql(table: str, changes: Mapping[str, object], casts: Mapping[str, str], *, returning: str,
-               key_params: int = 1) -> tuple[str, list]:
+               where: str = f"{IN_ORG} AND id = $1", key_params: int = 1) -> tuple[str, list]:
     """`UPDATE table SET a = $2, b = $3::jsonb WHERE <org> AND id = $1 RETURNING ...` for the
     masked fields in `changes` (each must be in `casts`: column -> SQL cast suffix or "").
-    The first `key_params` parameters are the caller's (the id, ...); the values follow."""
+    `where` names the row with the caller's first `key_params` parameters (by default the
+    id as $1, in the caller's organization); the values follow them. The text depends only
+    on which fields change, in which order: one prepared statement per mask shape."""
     if not changes:
         raise ValueError("nothing to update")
     assignments = [f"{column} = ${key_params + i + 1}{casts[column]}" for i, column in enumerate(changes)]
-    sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {IN_ORG} AND id = $1 RETURNING {returning}"
+    sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {where} RETURNING {returning}"
     return sql, list(changes.values())
 
 

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(1_048_576, ge=1)
     gateway_max_timeout_seconds: float = Field(60.0, gt=0)
 
+    # TLS (off for make run). Server side: this process's certificate and key; with a client
+    # CA as well, callers must present a certificate it signed (mTLS between services).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # Client side (calls to other services): the CA that signed their certificates, and this
+    # service's own certificate and key to present when they require mTLS.
+    tls_ca_file: Path | None = None
+    tls_client_cert_file: Path | None = None
+    tls_client_key_file: Path | None = None
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -56,6 +67,28 @@ class Settings(BaseSettings):
     def address_of(self, service: str) -> str:
         """Where another service listens (for libs/clients.py)."""
         return self.service_addresses.get(service) or f"{self.services_host}:{registry.service(service).port}"
+
+    def server_credentials(self):
+        """gRPC server credentials when TLS is configured, else None (plaintext)."""
+        import grpc
+
+        if not (self.tls_cert_file and self.tls_key_file):
+            return None
+        client_ca = self.tls_client_ca_file.read_bytes() if self.tls_client_ca_file else None
+        return grpc.ssl_server_credentials(
+            [(self.tls_key_file.read_bytes(), self.tls_cert_file.read_bytes())],
+            root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+    def channel_credentials(self):
+        """Credentials for calls to other services when TLS is configured, else None."""
+        import grpc
+
+        if not self.tls_ca_file:
+            return None
+        key = self.tls_client_key_file.read_bytes() if self.tls_client_key_file else None
+        chain = self.tls_client_cert_file.read_bytes() if self.tls_client_cert_file else None
+        return grpc.ssl_channel_credentials(root_certificates=self.tls_ca_file.read_bytes(),
+                                            private_key=key, certificate_chain=chain)
 
     @cached_property
     def page_token_key(self) -> bytes:

@@ -8,6 +8,7 @@ bare INTERNAL. Nothing raw reaches a caller. Used by the interceptor only.
 from __future__ import annotations
 
 import logging
+import re
 
 import asyncpg
 import grpc
@@ -29,6 +30,7 @@ from libs.errors import (
 )
 
 log = logging.getLogger("soulkg.errors")
+_CONNECTION_STATE = re.compile(r"another operation is in progress|connection (is|was) closed|cannot switch to state")
 
 
 def _from_postgres(exc: asyncpg.PostgresError) -> ServiceError:
@@ -69,7 +71,12 @@ def to_service_error(exc: BaseException) -> ServiceError:
         return exc
     if isinstance(exc, asyncpg.PostgresError):
         return _from_postgres(exc)
-    if isinstance(exc, (asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError)):
+    # A connection lost mid-call (the database restarting, a network cut) surfaces as any of
+    # these, including asyncpg's InterfaceError ("cannot switch to state ...; another operation
+    # is in progress") on a connection the crash left half-used: all retryable.
+    if isinstance(exc, (asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError, OSError)) or (
+            isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError))
+            and _CONNECTION_STATE.search(str(exc))):
         return Unavailable("a backend is unavailable", reason="BACKEND_UNAVAILABLE")
     if isinstance(exc, TimeoutError):
         return DeadlineExceeded("the request ran out of time", reason="TIMEOUT")

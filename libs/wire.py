@@ -5,21 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from uuid import UUID
 
-from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, json_format, struct_pb2, timestamp_pb2
 
+from libs import validation
 from libs.errors import InvalidArgument
+from libs.validation import parse_uuid
 
-
-def parse_uuid(value: str, field: str) -> UUID:
-    """A resource id from a request; malformed → INVALID_ARGUMENT (never a database error)."""
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        return UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument.field(field, "must be a UUID") from None
+__all__ = ["enum_label", "enum_value", "json_to_struct", "mask_paths", "parse_uuid", "required_enum_label",
+           "timestamp"]
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -44,18 +38,8 @@ def json_to_struct(value: str | dict | None) -> struct_pb2.Struct | None:
 
 
 def mask_paths(mask: field_mask_pb2.FieldMask, allowed: Iterable[str], *, field: str = "update_mask") -> list[str]:
-    """AIP-134: the masked paths, each one of `allowed`; an empty mask is an error here
-    (callers must say what they change), and so is an unknown path."""
-    allowed = set(allowed)
-    paths = list(dict.fromkeys(mask.paths))
-    if not paths:
-        raise InvalidArgument.field(field, "must name the fields to update: " + ", ".join(sorted(allowed)))
-    unknown = [p for p in paths if p not in allowed]
-    if unknown:
-        raise InvalidArgument(f"{field} has fields that cannot be updated: {', '.join(unknown)}",
-                              [(f"{field}.paths", f"'{p}' is not one of: {', '.join(sorted(allowed))}")
-                               for p in unknown])
-    return paths
+    """AIP-134 on a FieldMask message: see libs.validation.mask_paths (REQUIRED, no `*`)."""
+    return validation.mask_paths(mask.paths, allowed, field=field)
 
 
 def _enum_prefix(enum) -> str:
@@ -83,3 +67,12 @@ def required_enum_label(enum, value: int, field: str) -> str:
 def enum_value(enum, label: str | None) -> int:
     """PostgreSQL enum label → proto enum value (None → UNSPECIFIED)."""
     return 0 if label is None else enum.Value(_enum_prefix(enum) + label)
+
+
+def struct_to_dict(struct: struct_pb2.Struct, field: str) -> dict:
+    """A google.protobuf.Struct as a plain dict. A Struct can hold NaN or an infinity, which
+    JSON (and so jsonb) cannot: INVALID_ARGUMENT naming the field, not a converter's error."""
+    try:
+        return json_format.MessageToDict(struct)
+    except ValueError:
+        raise InvalidArgument.field(field, "must not contain NaN or infinite numbers") from None

@@ -1,8 +1,10 @@
 """Test fixtures: a real PostgreSQL (a throwaway embedded one unless DATABASE_URL is set),
-provisioned and migrated once per run; real gRPC servers on ephemeral ports."""
+provisioned and migrated once per run; real gRPC servers on ephemeral ports, each service
+connected as its own database role (libs/registry.py `db_role`)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import tempfile
@@ -12,9 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from libs import registry
 from libs.db import migrate
 from libs.db.embedded import EmbeddedPostgres
-from libs.db.provision import DatabaseUrls, drop_database, provision
+from libs.db.provision import DatabaseUrls, drop_database, provision, service_roles
 
 # Property tests are deterministic in CI: a fixed seed, a bounded number of examples, no
 # timing-based failures and no example database left in the checkout.
@@ -22,7 +25,8 @@ settings.register_profile("ci", derandomize=True, max_examples=300, deadline=Non
                           print_blob=False)
 settings.load_profile("ci")
 
-ROLE_PASSWORDS = {"owner": secrets.token_urlsafe(16), "app": secrets.token_urlsafe(16)}
+OWNER_PASSWORD = secrets.token_urlsafe(16)
+ROLE_PASSWORDS = {role: secrets.token_urlsafe(16) for role in service_roles()}
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +36,7 @@ def admin_url() -> Iterator[str]:
         yield os.environ["DATABASE_URL"]
         return
     with tempfile.TemporaryDirectory(prefix="soulkg-test-pg-") as tmp:
-        server = EmbeddedPostgres(Path(tmp)).start()
+        server = EmbeddedPostgres(Path(tmp), durable=False).start()
         try:
             yield server.admin_url
         finally:
@@ -47,7 +51,7 @@ def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
     def _make(label: str) -> DatabaseUrls:
         name = f"soulkg_test_{label}_{secrets.token_hex(4)}"
         created.append(name)
-        return provision(admin_url, name, ROLE_PASSWORDS["owner"], ROLE_PASSWORDS["app"])
+        return provision(admin_url, name, OWNER_PASSWORD, ROLE_PASSWORDS)
 
     yield _make
     for name in created:
@@ -56,7 +60,8 @@ def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
 
 @pytest.fixture(scope="session")
 def database(make_database: Callable[[str], DatabaseUrls]) -> DatabaseUrls:
-    """The suite's database, migrated to head. Tests that write use their own organizations."""
+    """The suite's database, migrated to head. Tests that write use their own organizations.
+    `database.service("crm")` is the URL of crm's own role."""
     urls = make_database("main")
     migrate.upgrade(urls.owner)
     return urls
@@ -78,15 +83,25 @@ def keys_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def app_db(database):
+async def service_dbs(database):
+    """Every registered service's pool (TenantDatabase), connected as that service's own role:
+    `service_dbs["crm"]`."""
     from libs.tenancy.database import TenantDatabase
 
-    db = await TenantDatabase.connect(database.app, min_size=1, max_size=10)
-    yield db
-    await db.close()
+    pools = {entry.name: await TenantDatabase.connect(database.service(entry.name), min_size=1, max_size=10)
+             for entry in registry.SERVICES}
+    yield pools
+    for db in pools.values():
+        await db.close()
 
 
-async def _serve(definition, app_db, keys_dir):
+@pytest.fixture(scope="session")
+def app_db(service_dbs):
+    """Some service's pool, for tests of shared machinery that need one (crm's)."""
+    return service_dbs["crm"]
+
+
+async def _serve(definition, db, keys_dir):
     """A service on a real port, built exactly as its server.py builds it; yields a channel."""
     from grpc import aio
 
@@ -94,7 +109,7 @@ async def _serve(definition, app_db, keys_dir):
     from libs.settings import Settings
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
-    resources = Resources(db=app_db, verifier=TokenVerifier(load_public_keys(keys_dir)),
+    resources = Resources(db=db, verifier=TokenVerifier(load_public_keys(keys_dir)),
                           settings=Settings(keys_dir=keys_dir))
     running = await start_server(definition, resources)
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
@@ -103,17 +118,56 @@ async def _serve(definition, app_db, keys_dir):
     await running.stop(0)
 
 
-@pytest.fixture(scope="session")
-async def identity_channel(app_db, keys_dir):
-    from services.identity.server import DEFINITION
-
-    async for channel in _serve(DEFINITION, app_db, keys_dir):
+async def serve(name: str, service_dbs, keys_dir):
+    """Registry service `name` (its server.py's DEFINITION) with its own role's pool."""
+    definition = importlib.import_module(registry.service(name).module).DEFINITION
+    async for channel in _serve(definition, service_dbs[name], keys_dir):
         yield channel
 
 
-@pytest.fixture(scope="session")
-async def crm_channel(app_db, keys_dir):
-    from services.crm.server import DEFINITION
+def _free_port() -> int:
+    import socket
 
-    async for channel in _serve(DEFINITION, app_db, keys_dir):
-        yield channel
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def stack(service_dbs, keys_dir):
+    """Every existing registry service, served in process on its own port with its own role's
+    pool, and told where the others listen (so calls between services are real gRPC calls).
+    Yields {name: port}."""
+    from libs.server.bootstrap import Resources, start_server
+    from libs.settings import Settings
+    from libs.tenancy.tokens import TokenVerifier, load_public_keys
+
+    ports = {entry.name: _free_port() for entry in registry.existing()}
+    settings = Settings(keys_dir=keys_dir, service_addresses={n: f"127.0.0.1:{p}" for n, p in ports.items()})
+    verifier = TokenVerifier(load_public_keys(keys_dir))
+    running = []
+    for name, port in ports.items():
+        definition = importlib.import_module(registry.service(name).module).DEFINITION
+        resources = Resources(db=service_dbs[name], verifier=verifier, settings=settings)
+        running.append((await start_server(definition, resources, address=f"127.0.0.1:{port}"), resources))
+    yield ports
+    for server, resources in running:
+        await server.stop(0)
+        await resources.clients.close()
+
+
+def channel_fixture(name: str):
+    """A session fixture `<name>_channel`: a channel to service `name` of the in-process stack."""
+
+    @pytest.fixture(scope="session", name=f"{name}_channel")
+    async def _channel(stack):
+        from grpc import aio
+
+        async with aio.insecure_channel(f"127.0.0.1:{stack[name]}") as channel:
+            yield channel
+
+    return _channel
+
+
+identity_channel = channel_fixture("identity")
+crm_channel = channel_fixture("crm")

@@ -1,14 +1,21 @@
-"""Helpers shared by tests: keys, tokens and an in-process server on a real port."""
+"""Helpers shared by tests: keys, tokens, calls as one caller and the details of failed calls."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 import grpc
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.tenancy.tokens import TokenSigner, TokenVerifier
+
+
+def new_phone() -> str:
+    """A fresh Kyrgyz mobile number in E.164 (+99655 and 7 random digits)."""
+    return "+99655" + str(secrets.randbelow(10**7)).zfill(7)
 
 
 def new_signer(kid: str = "test-key") -> TokenSigner:
@@ -24,6 +31,24 @@ def user_token(signer: TokenSigner, organization_id: uuid.UUID, role: str = "ADM
     token, _ = signer.issue(organization_id=organization_id, subject=str(user_id or uuid.uuid4()),
                             role=role, **kwargs)
     return token
+
+
+class Caller:
+    """A stub whose every call carries the caller's metadata (`authorization: Bearer ...`)."""
+
+    def __init__(self, stub, metadata) -> None:
+        self.stub, self.metadata = stub, metadata
+
+    def __getattr__(self, name):
+        method = getattr(self.stub, name)
+        return lambda request: method(request, metadata=self.metadata)
+
+
+async def rpc_error(awaitable) -> grpc.aio.AioRpcError:
+    """The error a call fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await awaitable
+    return caught.value
 
 
 def _details(error: grpc.aio.AioRpcError, detail_type):

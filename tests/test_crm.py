@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets
 import uuid
 
 import grpc
@@ -18,36 +17,22 @@ from libs.tenancy.tokens import load_signer
 from soulkg.agents.v1 import enums_pb2 as agent_enums
 from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 from soulkg.crm.v1 import enums_pb2 as crm_enums
-from tests.helpers import error_info, field_violations
-from tests.identity_helpers import Account, sign_up
+from tests.helpers import Caller, error_info, field_violations, new_phone, rpc_error
+from tests.identity_helpers import Account, add_user, sign_up
 
 S = crm_enums
 
 
-def phone() -> str:
-    return "+99655" + str(secrets.randbelow(10**7)).zfill(7)
-
-
-async def rpc_error(awaitable) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as caught:
-        await awaitable
-    return caught.value
-
-
-class Crm:
+class Crm(Caller):
     """The crm stub acting as one account."""
 
     def __init__(self, channel, account: Account | None = None, token: str | None = None):
-        self.stub = crm_pb2_grpc.ClientServiceStub(channel)
-        self.metadata = [("authorization", f"Bearer {token or account.access_token}")]
+        super().__init__(crm_pb2_grpc.ClientServiceStub(channel),
+                         [("authorization", f"Bearer {token or account.access_token}")])
         self.account = account
 
-    def __getattr__(self, name):
-        method = getattr(self.stub, name)
-        return lambda request: method(request, metadata=self.metadata)
-
     async def create(self, **fields) -> crm_pb2.Client:
-        fields.setdefault("phone", phone())
+        fields.setdefault("phone", new_phone())
         return await self.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(**fields)))
 
     async def history(self, client_id: str) -> list[crm_pb2.ClientStatusChange]:
@@ -117,7 +102,7 @@ async def test_create_client_normalises_and_starts_as_new_lead(org_a):
     ({"status": S.CLIENT_STATUS_SOLD}, "client.status"),
 ])
 async def test_create_client_rejects_bad_input(org_a, fields, violation):
-    fields = {"phone": phone(), **fields}
+    fields = {"phone": new_phone(), **fields}
     error = await rpc_error(org_a.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(**fields))))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violation in field_violations(error)
@@ -129,17 +114,18 @@ async def test_every_violation_is_reported_at_once(org_a):
 
 
 async def test_duplicate_phone_is_already_exists_even_when_racing(org_a):
-    number = phone()
+    number = new_phone()
     results = await asyncio.gather(*[org_a.create(phone=number) for _ in range(10)], return_exceptions=True)
     created = [r for r in results if isinstance(r, crm_pb2.Client)]
     errors = [r for r in results if isinstance(r, aio.AioRpcError)]
     assert len(created) == 1
     assert {e.code() for e in errors} == {grpc.StatusCode.ALREADY_EXISTS}
     assert error_info(errors[0]).reason == "PHONE_TAKEN"
+    assert error_info(errors[0]).domain == "crm.soulkg.dev"
 
 
 async def test_same_phone_in_two_organizations_is_fine(org_a, org_b):
-    number = phone()
+    number = new_phone()
     a, b = await org_a.create(phone=number), await org_b.create(phone=number)
     assert a.id != b.id
 
@@ -197,7 +183,7 @@ async def test_update_changes_only_masked_fields(org_a):
     assert updated.phone == client.phone and updated.status == client.status
 
 
-@pytest.mark.parametrize("paths", [["status"], ["nope"], [], ["id"]])
+@pytest.mark.parametrize("paths", [["status"], ["nope"], [], ["id"], ["*"], ["etag"]])
 async def test_update_rejects_bad_masks(org_a, paths):
     client = await org_a.create()
     error = await rpc_error(org_a.UpdateClient(crm_pb2.UpdateClientRequest(
@@ -211,6 +197,86 @@ async def test_update_to_a_taken_phone_is_already_exists(org_a):
     error = await rpc_error(org_a.UpdateClient(crm_pb2.UpdateClientRequest(
         client=crm_pb2.Client(id=second.id, phone=first.phone), update_mask=field_mask_pb2.FieldMask(paths=["phone"]))))
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def _rename(client: crm_pb2.Client, first_name: str, etag: str | None = None) -> crm_pb2.UpdateClientRequest:
+    return crm_pb2.UpdateClientRequest(
+        client=crm_pb2.Client(id=client.id, first_name=first_name, etag=client.etag if etag is None else etag),
+        update_mask=field_mask_pb2.FieldMask(paths=["first_name"]))
+
+
+async def test_two_managers_updating_from_one_read_cannot_overwrite_each_other(org_a, identity_channel, crm_channel):
+    manager = Crm(crm_channel, await add_user(identity_channel, org_a.account))
+    created = await org_a.create(first_name="Original")
+    read_a = await org_a.GetClient(crm_pb2.GetClientRequest(id=created.id))
+    read_b = await manager.GetClient(crm_pb2.GetClientRequest(id=created.id))
+    assert read_a.etag == read_b.etag == created.etag != ""
+    results = await asyncio.gather(org_a.UpdateClient(_rename(read_a, "Anna")),
+                                   manager.UpdateClient(_rename(read_b, "Boris")), return_exceptions=True)
+    winners = [r for r in results if isinstance(r, crm_pb2.Client)]
+    losers = [r for r in results if isinstance(r, aio.AioRpcError)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert losers[0].code() == grpc.StatusCode.ABORTED
+    assert error_info(losers[0]).reason == "ETAG_MISMATCH"
+    final = await org_a.GetClient(crm_pb2.GetClientRequest(id=created.id))
+    assert final.first_name == winners[0].first_name  # the loser's write did not land
+    assert final.etag == winners[0].etag != created.etag
+    # The loser reads again and retries with the current etag: that works.
+    retried = await org_a.UpdateClient(_rename(final, "Both"))
+    assert retried.first_name == "Both"
+
+
+async def test_etag_is_optional_and_checked_on_delete(org_a):
+    client = await org_a.create()
+    renamed = await org_a.UpdateClient(_rename(client, "No etag", etag=""))  # no etag: no check
+    assert renamed.etag != client.etag
+    error = await rpc_error(org_a.DeleteClient(crm_pb2.DeleteClientRequest(id=client.id, etag=client.etag)))
+    assert error.code() == grpc.StatusCode.ABORTED and error_info(error).reason == "ETAG_MISMATCH"
+    await org_a.GetClient(crm_pb2.GetClientRequest(id=client.id))  # still there
+    await org_a.DeleteClient(crm_pb2.DeleteClientRequest(id=client.id, etag=renamed.etag))
+    error = await rpc_error(org_a.DeleteClient(crm_pb2.DeleteClientRequest(id=client.id, etag=renamed.etag)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND and error_info(error).reason == "CLIENT_NOT_FOUND"
+
+
+async def test_a_status_change_changes_the_etag(org_a):
+    client = await org_a.create()
+    moved = await org_a.ChangeClientStatus(crm_pb2.ChangeClientStatusRequest(id=client.id,
+                                                                             status=S.CLIENT_STATUS_QUALIFIED))
+    assert moved.etag != client.etag
+    error = await rpc_error(org_a.UpdateClient(_rename(client, "Stale")))
+    assert error.code() == grpc.StatusCode.ABORTED
+
+
+# --- request ids (AIP-155) ---------------------------------------------------------------------
+
+def _create(number: str, request_id: str, **fields) -> crm_pb2.CreateClientRequest:
+    return crm_pb2.CreateClientRequest(client=crm_pb2.Client(phone=number, **fields), request_id=request_id)
+
+
+async def test_a_retried_create_returns_the_first_client(org_a):
+    number, request_id = new_phone(), str(uuid.uuid4())
+    first = await org_a.CreateClient(_create(number, request_id, first_name="First"))
+    again = await org_a.CreateClient(_create(number, request_id, first_name="Retry"))
+    assert again.id == first.id and again.first_name == "First"
+    # Another request id with the same phone is a new create: the phone is taken.
+    error = await rpc_error(org_a.CreateClient(_create(number, str(uuid.uuid4()))))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS and error_info(error).reason == "PHONE_TAKEN"
+
+
+async def test_racing_retries_of_one_create_make_one_client(org_a):
+    number, request_id = new_phone(), str(uuid.uuid4())
+    results = await asyncio.gather(*[org_a.CreateClient(_create(number, request_id)) for _ in range(10)])
+    assert len({r.id for r in results}) == 1
+    assert len(await org_a.history(results[0].id)) == 1
+
+
+async def test_request_ids_are_per_organization_and_must_be_uuids(org_a, org_b):
+    request_id = str(uuid.uuid4())
+    a = await org_a.CreateClient(_create(new_phone(), request_id))
+    b = await org_b.CreateClient(_create(new_phone(), request_id))
+    assert a.id != b.id
+    error = await rpc_error(org_a.CreateClient(_create(new_phone(), "not-a-uuid")))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in field_violations(error)
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -402,7 +468,7 @@ async def test_page_tokens_are_bound_to_organization_and_query(org_a, org_b):
 # --- by phone ----------------------------------------------------------------------------------
 
 async def test_find_and_get_or_create_by_phone(org_a):
-    number = phone()
+    number = new_phone()
     error = await rpc_error(org_a.FindClientByPhone(crm_pb2.FindClientByPhoneRequest(phone=number)))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     results = await asyncio.gather(*[org_a.GetOrCreateClientByPhone(crm_pb2.GetOrCreateClientByPhoneRequest(
@@ -445,7 +511,7 @@ async def test_no_token_is_unauthenticated(crm_channel):
 
 
 async def test_oversized_json_is_invalid_argument(org_a):
-    client = crm_pb2.Client(phone=phone())
+    client = crm_pb2.Client(phone=new_phone())
     client.metadata.update({"blob": "x" * 20_000})
     error = await rpc_error(org_a.CreateClient(crm_pb2.CreateClientRequest(client=client)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

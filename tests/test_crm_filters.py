@@ -5,7 +5,6 @@ OK or INVALID_FILTER (no INTERNAL, no database error)."""
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from grpc import aio
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from services.crm.domain import CLIENT_STATUSES, FILTER_FIELDS, ORDERINGS, SUPPORTED_LANGUAGES
+from services.crm.domain import CLIENT_STATUSES, ORDERINGS, SUPPORTED_LANGUAGES
+from services.crm.repository import FILTER_FIELDS
 from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
-from tests.helpers import error_info
+from tests.helpers import error_info, new_phone
 from tests.identity_helpers import sign_up
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,10 +119,6 @@ FILTERS = st.one_of(
 )
 
 
-def phone() -> str:
-    return "+99655" + str(secrets.randbelow(10**7)).zfill(7)
-
-
 @pytest.fixture(scope="module")
 async def crm(identity_channel, crm_channel):
     """An organization with a few clients to filter, and the stub acting as its admin."""
@@ -131,7 +127,7 @@ async def crm(identity_channel, crm_channel):
     for fields in ({"preferred_language": "ru", "first_name": "Aibek"},
                    {"preferred_language": "en", "email": "jane@example.com", "last_name": "Back\\"},
                    {"first_name": "100%_"}):
-        await stub.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(phone=phone(), **fields)),
+        await stub.CreateClient(crm_pb2.CreateClientRequest(client=crm_pb2.Client(phone=new_phone(), **fields)),
                                 metadata=account.metadata)
     return stub, account.metadata
 

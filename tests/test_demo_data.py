@@ -1,4 +1,5 @@
-"""The demo data `make run` loads (seed section 8): once, complete, through RLS, usable."""
+"""The demo data `make run` loads (seed section 8): once, complete, through RLS and the owning
+services' roles, usable."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ TENANT_TABLES = ["users", "clients", "conversations", "messages", "client_status
                  "experiment_variants", "dialogue_analysis", "whatsapp_sessions"]
 
 
-async def test_demo_data_loads_once_fills_every_table_and_works(app_db, database, identity_channel, crm_channel):
-    first = await demo_data.load(app_db)
-    assert await demo_data.load(app_db) is False  # a second run reuses it
+async def test_demo_data_loads_once_fills_every_table_and_works(service_dbs, database, identity_channel,
+                                                                 crm_channel):
+    first = await demo_data.load(service_dbs)  # each table through its owning service's role
+    assert await demo_data.load(service_dbs) is False  # a second run reuses it
     with psycopg.connect(database.admin) as conn:
         org = conn.execute("select id from organizations where slug = %s", (demo_data.SLUG,)).fetchone()[0]
         counts = {t: conn.execute(f"select count(*) from {t} where organization_id = %s", (org,)).fetchone()[0]

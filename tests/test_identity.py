@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import statistics
 import time
+import unicodedata
 import uuid
 
 import grpc
@@ -19,15 +20,8 @@ from grpc import aio
 from libs.tenancy.service_auth import load_service_key, sign_assertion
 from libs.tenancy.tokens import ALGORITHM, TokenVerifier, load_public_keys
 from soulkg.identity.v1 import enums_pb2, identity_pb2
-from tests.helpers import error_info, field_violations
+from tests.helpers import Caller, error_info, field_violations, rpc_error
 from tests.identity_helpers import PASSWORD, add_user, sign_up, stubs
-
-
-async def rpc_error(awaitable) -> aio.AioRpcError:
-    with pytest.raises(aio.AioRpcError) as caught:
-        await awaitable
-    return caught.value
-
 
 # --- sign-up ------------------------------------------------------------------------------------
 
@@ -69,6 +63,35 @@ async def test_sign_up_normalises_email_and_slug(identity_channel):
         organization_name="Mixed", organization_slug=f"  {slug} ", email="  Boss@Example.COM ", password=PASSWORD))
     assert reply.organization.slug == slug.lower()
     assert reply.user.email == "boss@example.com"
+
+
+async def test_sign_up_reports_every_violation_at_once(identity_channel):
+    auth, _, _ = stubs(identity_channel)
+    error = await rpc_error(auth.SignUp(identity_pb2.SignUpRequest(
+        organization_name=" ", organization_slug="Bad Slug!", email="nope", password="short", first_name="x" * 201)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(error)) == {"organization_name", "organization_slug", "email", "password",
+                                            "first_name"}
+    assert error_info(error).domain == "identity.soulkg.dev"
+
+
+async def test_an_email_typed_differently_logs_in_and_is_the_same_user(identity_channel):
+    """Sign-up, login and create user normalise an email the one same way: trimmed, Unicode
+    NFC and lowercased. (Login used to only trim and lowercase: a decomposed é failed.)"""
+    auth, _, users = stubs(identity_channel)
+    slug = f"accent-{secrets.token_hex(3)}"
+    email = "José.Admin@Example.com"
+    reply = await auth.SignUp(identity_pb2.SignUpRequest(organization_name="Accent", organization_slug=slug,
+                                                         email=email, password=PASSWORD))
+    assert reply.user.email == "josé.admin@example.com"
+    typed = "  " + unicodedata.normalize("NFD", email).upper() + " \t"
+    login = await auth.Login(identity_pb2.LoginRequest(organization_slug=f" {slug.upper()} ", email=typed,
+                                                       password=PASSWORD))
+    assert login.user.id == reply.user.id
+    error = await rpc_error(users.CreateUser(identity_pb2.CreateUserRequest(
+        user=identity_pb2.User(email=typed), password=PASSWORD),
+        metadata=[("authorization", f"Bearer {reply.access_token}")]))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS and error_info(error).reason == "EMAIL_TAKEN"
 
 
 async def test_taken_slug_is_already_exists(identity_channel):
@@ -219,24 +242,13 @@ async def test_manager_gets_permission_denied_on_admin_methods(identity_channel,
     admin = await sign_up(identity_channel, "roles")
     manager = await add_user(identity_channel, admin)
     _, orgs, users = stubs(identity_channel)
-    call = ADMIN_CALLS[method](_with_metadata(users, manager.metadata), _with_metadata(orgs, manager.metadata),
+    call = ADMIN_CALLS[method](Caller(users, manager.metadata), Caller(orgs, manager.metadata),
                                admin.user.id)
     error = await rpc_error(call)
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     # The same call as the admin goes through: the role, not the call, was refused.
-    await ADMIN_CALLS[method](_with_metadata(users, admin.metadata), _with_metadata(orgs, admin.metadata),
+    await ADMIN_CALLS[method](Caller(users, admin.metadata), Caller(orgs, admin.metadata),
                               admin.user.id)
-
-
-class _with_metadata:
-    """A stub whose every call carries the given metadata."""
-
-    def __init__(self, stub, metadata):
-        self._stub, self._metadata = stub, metadata
-
-    def __getattr__(self, name):
-        method = getattr(self._stub, name)
-        return lambda request: method(request, metadata=self._metadata)
 
 
 async def test_create_get_list_users_with_pagination(identity_channel):
@@ -315,6 +327,54 @@ async def test_update_user_mask_rules(identity_channel):
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_update_user_with_a_stale_etag_is_aborted(identity_channel):
+    admin = await sign_up(identity_channel, "useretag")
+    manager = await add_user(identity_channel, admin)
+    _, _, users = stubs(identity_channel)
+    read = await users.GetUser(identity_pb2.GetUserRequest(id=manager.user.id), metadata=admin.metadata)
+    assert read.etag  # (a login changes it too: last_login_time is part of the user)
+
+    def rename(name: str, etag: str) -> identity_pb2.UpdateUserRequest:
+        return identity_pb2.UpdateUserRequest(user=identity_pb2.User(id=manager.user.id, first_name=name, etag=etag),
+                                              update_mask=field_mask_pb2.FieldMask(paths=["first_name"]))
+
+    updated = await users.UpdateUser(rename("First", read.etag), metadata=admin.metadata)
+    assert updated.etag != read.etag
+    error = await rpc_error(users.UpdateUser(rename("Second", read.etag), metadata=admin.metadata))
+    assert error.code() == grpc.StatusCode.ABORTED and error_info(error).reason == "ETAG_MISMATCH"
+    again = await users.GetUser(identity_pb2.GetUserRequest(id=manager.user.id), metadata=admin.metadata)
+    assert again.first_name == "First"
+    await users.UpdateUser(rename("Second", again.etag), metadata=admin.metadata)
+
+
+async def test_update_user_reports_every_violation_at_once(identity_channel):
+    admin = await sign_up(identity_channel, "userviol")
+    _, _, users = stubs(identity_channel)
+    error = await rpc_error(users.UpdateUser(identity_pb2.UpdateUserRequest(
+        user=identity_pb2.User(id="nope", first_name="x" * 201),
+        update_mask=field_mask_pb2.FieldMask(paths=["first_name", "role", "email"])), metadata=admin.metadata))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(error)) == {"user.id", "user.first_name", "user.role", "update_mask.paths"}
+
+
+async def test_a_retried_create_user_returns_the_first_user(identity_channel):
+    admin = await sign_up(identity_channel, "userretry")
+    _, _, users = stubs(identity_channel)
+    request_id = str(uuid.uuid4())
+
+    def create(email: str) -> identity_pb2.CreateUserRequest:
+        return identity_pb2.CreateUserRequest(user=identity_pb2.User(email=email), password=PASSWORD,
+                                              request_id=request_id)
+
+    email = f"retry-{secrets.token_hex(3)}@example.com"
+    results = await asyncio.gather(*[users.CreateUser(create(email), metadata=admin.metadata) for _ in range(4)])
+    assert len({u.id for u in results}) == 1
+    later = await users.CreateUser(create("another@example.com"), metadata=admin.metadata)
+    assert later.id == results[0].id and later.email == email
+    listing = await users.ListUsers(identity_pb2.ListUsersRequest(), metadata=admin.metadata)
+    assert len(listing.users) == 2
+
+
 async def test_change_password(identity_channel):
     admin = await sign_up(identity_channel, "chpw")
     auth, _, users = stubs(identity_channel)
@@ -340,6 +400,14 @@ async def test_update_organization(identity_channel):
     org = await orgs.UpdateOrganization(request, metadata=admin.metadata)
     assert org.name == "New Name" and org.logo_url.endswith("logo.png")
     assert org.settings["timezone"] == "Asia/Bishkek" and org.slug == admin.slug
+    assert org.etag and org.etag != admin.organization.etag
+    stale = identity_pb2.UpdateOrganizationRequest(
+        organization=identity_pb2.Organization(name="Stale", etag=admin.organization.etag),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"]))
+    error = await rpc_error(orgs.UpdateOrganization(stale, metadata=admin.metadata))
+    assert error.code() == grpc.StatusCode.ABORTED and error_info(error).reason == "ETAG_MISMATCH"
+    stale.organization.etag = org.etag
+    assert (await orgs.UpdateOrganization(stale, metadata=admin.metadata)).name == "Stale"
     error = await rpc_error(orgs.UpdateOrganization(identity_pb2.UpdateOrganizationRequest(
         organization=identity_pb2.Organization(slug="hijack"), update_mask=field_mask_pb2.FieldMask(paths=["slug"])),
         metadata=admin.metadata))

@@ -101,3 +101,15 @@ def test_upgrade_downgrade_upgrade(fresh, database):
     suite = catalog_summary(database.admin)
     for part in CATALOG_QUERIES:
         assert again[part] == suite[part], part
+
+
+def test_service_roles_migration_goes_down_to_exactly_0004(make_database):
+    """0005 moves the table grants from soulkg_app to the services' roles; its downgrade gives
+    0004's grants back, exactly."""
+    urls = make_database("grants")
+    migrate.upgrade(urls.owner, "0004")
+    before = catalog_summary(urls.admin)
+    migrate.upgrade(urls.owner, "0005")
+    assert catalog_summary(urls.admin)["tables"] != before["tables"]
+    migrate.downgrade(urls.owner, "0004")
+    assert catalog_summary(urls.admin) == before

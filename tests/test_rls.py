@@ -1,7 +1,8 @@
 """Row-level security, table by table: organization A can neither see nor touch organization B.
 
 Organizations are created as the server's superuser (the only role that bypasses RLS here);
-every other row is written as the app role under `app.current_organization_id`, exactly as the
+every other row is written under `app.current_organization_id` as the role of the service that
+owns the table (libs/registry.py; `request_ids`, shared, as any service's), exactly as the
 services do. The owner role cannot help: FORCE ROW LEVEL SECURITY applies to it too.
 """
 
@@ -23,6 +24,8 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
+
+from libs import registry
 
 
 def _unique() -> str:
@@ -91,12 +94,17 @@ FOREIGN_KEYS = [(table, column, parent)
 FK_IDS = [f"{table}.{column}->{parent}" for table, column, parent in FOREIGN_KEYS]
 
 
+def owner(table: str) -> str:
+    """The service whose role writes `table` (the shared request_ids: crm's, as any would)."""
+    return "crm" if table == "request_ids" else registry.owner_of(table).name
+
+
 def tenant_key(table: str) -> str:
     return "id" if table == "organizations" else "organization_id"
 
 
 def denial(table: str) -> str:
-    """Why an INSERT is refused: organizations are not insertable by the app role at all;
+    """Why an INSERT is refused: organizations are not insertable by identity's role at all;
     tenant rows fail the policy's WITH CHECK."""
     return "permission denied" if table == "organizations" else "row-level security"
 
@@ -128,47 +136,68 @@ def set_org(conn: psycopg.Connection, value: str) -> None:
 
 @contextmanager
 def acting_as(conn: psycopg.Connection, org: Org | str | None) -> Iterator[psycopg.Connection]:
-    """A transaction (always rolled back) as the app role for `org` (None: no setting at all;
-    a string: that raw setting)."""
+    """A transaction (always rolled back) on a service role's connection for `org` (None: no
+    setting at all; a string: that raw setting)."""
     with conn.transaction(force_rollback=True):
         if org is not None:
             set_org(conn, str(org.id) if isinstance(org, Org) else org)
         yield conn
 
 
+def _connections(database) -> Iterator[dict[str, psycopg.Connection]]:
+    """One autocommit connection per registered service, as its own role."""
+    conns = {entry.name: psycopg.connect(database.service(entry.name), autocommit=True)
+             for entry in registry.SERVICES}
+    try:
+        yield conns
+    finally:
+        for conn in conns.values():
+            conn.close()
+
+
 @pytest.fixture(scope="module")
-def orgs(database) -> Iterator[tuple[Org, Org]]:
-    """Organizations A and B, each with one row in every table."""
+def connections(database) -> Iterator[dict[str, psycopg.Connection]]:
+    yield from _connections(database)
+
+
+@pytest.fixture(scope="module")
+def unset_connections(database) -> Iterator[dict[str, psycopg.Connection]]:
+    """Connections on which app.current_organization_id is never set."""
+    yield from _connections(database)
+
+
+@pytest.fixture(scope="module")
+def orgs(database, connections) -> Iterator[tuple[Org, Org]]:
+    """Organizations A and B, each with one row in every table, each written by its owner."""
     with psycopg.connect(database.admin, autocommit=True) as admin:
         a, b = (Org(insert(admin, "organizations", uuid.uuid4(), {})) for _ in range(2))
-    with psycopg.connect(database.app, autocommit=True) as app:
-        for org in (a, b):
-            org.rows["organizations"] = org.id
-            with app.transaction():
-                set_org(app, str(org.id))
-                for table in TENANT_TABLES:
-                    org.rows[table] = insert(app, table, org.id, org.refs(table))
+    for org in (a, b):
+        org.rows["organizations"] = org.id
+        for table in TENANT_TABLES:
+            conn = connections[owner(table)]
+            with conn.transaction():
+                set_org(conn, str(org.id))
+                org.rows[table] = insert(conn, table, org.id, org.refs(table))
     yield a, b
     with psycopg.connect(database.admin, autocommit=True) as admin:
         admin.execute("delete from organizations where id = any(%s)", [[a.id, b.id]])
 
 
-@pytest.fixture(scope="module")
-def app(database) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(database.app, autocommit=True) as conn:
-        yield conn
+@pytest.fixture
+def app(connections, table) -> psycopg.Connection:
+    """The connection of the role of the service that owns the test's `table`."""
+    return connections[owner(table)]
 
 
-@pytest.fixture(scope="module")
-def never_set(database) -> Iterator[psycopg.Connection]:
-    """An app connection on which app.current_organization_id is never set."""
-    with psycopg.connect(database.app, autocommit=True) as conn:
-        yield conn
+@pytest.fixture
+def never_set(unset_connections, table) -> psycopg.Connection:
+    """The owner's connection on which app.current_organization_id is never set."""
+    return unset_connections[owner(table)]
 
 
 def test_specs_cover_the_schema(database):
     """Every table and every foreign key between tenant tables is exercised below."""
-    with psycopg.connect(database.app) as conn:
+    with psycopg.connect(database.admin) as conn:
         tables = {name for (name,) in conn.execute(
             "select relname from pg_class where relnamespace = 'public'::regnamespace"
             " and relkind in ('r', 'p') and relname <> 'alembic_version'")}
@@ -223,7 +252,7 @@ def test_update_and_delete_of_other_organizations_rows_touch_nothing(app, orgs, 
         assert app.execute(update, [a.rows[table]]).rowcount == 1  # the control
     if table == "organizations":
         with acting_as(app, a), pytest.raises(errors.InsufficientPrivilege):
-            app.execute(delete, [b.rows[table]])  # organizations are never deleted by the app
+            app.execute(delete, [b.rows[table]])  # organizations are never deleted by a service
         return
     with acting_as(app, a):
         assert app.execute(delete, [b.rows[table]]).rowcount == 0
@@ -258,23 +287,26 @@ def test_without_organization_nothing_is_visible_or_writable(app, never_set, org
 
 
 @pytest.mark.parametrize("end", ["commit", "rollback"])
-def test_setting_does_not_outlive_its_transaction(app, orgs, end):
+@pytest.mark.parametrize("service", [entry.name for entry in registry.SERVICES])
+def test_setting_does_not_outlive_its_transaction(connections, orgs, service, end):
     """A pooled connection: the next transaction, with no set_config, sees nothing."""
     a, _ = orgs
+    app = connections[service]
+    tables = [table for table in ALL_TABLES if owner(table) == service]
     with app.transaction(force_rollback=end == "rollback"):
         set_org(app, str(a.id))
-        for table in ALL_TABLES:
+        for table in tables:
             assert app.execute(sql.SQL("select count(*) from {}").format(
                 sql.Identifier(table))).fetchone()[0] >= 1, table
     with app.transaction():
-        for table in ALL_TABLES:
+        for table in tables:
             assert app.execute(sql.SQL("select count(*) from {}").format(
                 sql.Identifier(table))).fetchone() == (0,), table
 
 
 async def test_asyncpg_pool_connection_does_not_leak_organization(database, orgs):
     a, _ = orgs
-    pool = await asyncpg.create_pool(database.app, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(database.service("crm"), min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("select set_config('app.current_organization_id', $1, true)", str(a.id))
@@ -288,7 +320,7 @@ async def test_asyncpg_pool_connection_does_not_leak_organization(database, orgs
 
 
 @pytest.mark.parametrize("table", [t for t in ALL_TABLES if t not in APPEND_ONLY])
-def test_updated_at_is_touched_for_the_app_role(app, orgs, table):
+def test_updated_at_is_touched_for_the_service_roles(app, orgs, table):
     """The trigger function has no EXECUTE grant; triggers fire regardless."""
     a, _ = orgs
     with acting_as(app, a):

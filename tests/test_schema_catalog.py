@@ -5,10 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from libs import registry
 from libs.db.provision import APP_ROLE, OWNER_ROLE
 
 ORGANIZATIONS = "organizations"
-# Alembic's bookkeeping table lives in public but holds no product data; the app role has no
+# Alembic's bookkeeping table lives in public but holds no product data; no service role has a
 # privilege on it (checked below).
 NOT_PRODUCT_TABLES = {"alembic_version"}
 # The one index on a tenant table not led by organization_id: identity looks a presented
@@ -125,12 +126,13 @@ def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tab
             "select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass",
             [table]).fetchone()
         assert (enabled, forced) == (True, True), table
-        # What applies to the services: exactly the tenant policy. (Policies for other roles,
-        # such as the owner's behind identity's SECURITY DEFINER functions, may exist too.)
+        # What applies to the services' roles: exactly the tenant policy, through their group.
+        # (Policies for other roles, such as the owner's behind identity's SECURITY DEFINER
+        # functions, may exist too.)
         policies = conn.execute(
             "select policyname, permissive, roles::text[], cmd, qual, with_check from pg_policies"
-            " where schemaname = 'public' and tablename = %s"
-            " and (%s = any(roles) or 'public' = any(roles))", [table, APP_ROLE]).fetchall()
+            " where schemaname = 'public' and tablename = %s and roles && %s::name[]",
+            [table, [APP_ROLE, "public", *SERVICE_ROLES]]).fetchall()
         key = "id" if table == ORGANIZATIONS else "organization_id"
         check = f"({key} = ( SELECT app.current_org() AS current_org))"
         assert policies == [(f"{table}_tenant_isolation", "PERMISSIVE", [APP_ROLE], "ALL", check, check)]
@@ -182,39 +184,109 @@ def test_every_foreign_key_between_tenant_tables_includes_organization_id(conn, 
             assert set_null_columns == [columns[1]], name
 
 
-def test_the_app_role_is_unprivileged(conn):
-    super_, bypass, inherit = conn.execute(
-        "select rolsuper, rolbypassrls, rolinherit from pg_roles where rolname = %s",
-        [APP_ROLE]).fetchone()
-    assert (super_, bypass, inherit) == (False, False, False)
-    assert conn.execute("select pg_has_role(%s, %s, 'MEMBER')", [APP_ROLE, OWNER_ROLE]).fetchone() == (False,)
-    owned = conn.execute(
+SERVICE_ROLES = [entry.db_role for entry in registry.SERVICES]
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+# Shared infrastructure every service writes (AIP-155 request ids, libs/idempotency.py).
+SHARED_TABLES = {"request_ids"}
+AUTH_FUNCTIONS = ["auth.organization_id_by_slug(text)", "auth.create_organization(uuid, text, text)",
+                  "auth.assert_caller(uuid, text[])"]
+
+
+def table_privileges(conn, role: str, table: str) -> set[str]:
+    return {p for p in TABLE_PRIVILEGES if conn.execute(
+        "select has_table_privilege(%s, %s, %s)", [role, f"public.{table}", p]).fetchone()[0]}
+
+
+def column_privileges(conn, role: str, table: str) -> set[str]:
+    """Privileges on some column (a column grant is not a table grant; none exist here)."""
+    return {p for p in ("SELECT", "INSERT", "UPDATE", "REFERENCES") if conn.execute(
+        "select has_any_column_privilege(%s, %s, %s)", [role, f"public.{table}", p]).fetchone()[0]}
+
+
+def owned_by(conn, role: str) -> list[tuple[str]]:
+    return conn.execute(
         "select relname from pg_class where relowner = (select oid from pg_roles where rolname = %s)"
         " union all select nspname from pg_namespace where nspowner = (select oid from pg_roles where rolname = %s)"
         " union all select proname from pg_proc where proowner = (select oid from pg_roles where rolname = %s)"
-        " union all select typname from pg_type where typowner = (select oid from pg_roles where rolname = %s)",
-        [APP_ROLE] * 4).fetchall()
-    assert owned == []
-    for schema in ("public", "app"):
+        " union all select typname from pg_type where typowner = (select oid from pg_roles where rolname = %s)"
+        " union all select datname from pg_database where datdba = (select oid from pg_roles where rolname = %s)",
+        [role] * 5).fetchall()
+
+
+def test_the_group_role_cannot_log_in_owns_nothing_and_holds_no_table_privilege(conn, tables):
+    """soulkg_app is the policies' target and carries the schema and function grants; what
+    its members may do to tables is granted to each of them, never to the group."""
+    login, super_, bypass = conn.execute(
+        "select rolcanlogin, rolsuper, rolbypassrls from pg_roles where rolname = %s", [APP_ROLE]).fetchone()
+    assert (login, super_, bypass) == (False, False, False)
+    assert conn.execute("select count(*) from pg_auth_members where member = %s::regrole",
+                        [APP_ROLE]).fetchone() == (0,)  # a member of nothing
+    assert owned_by(conn, APP_ROLE) == []
+    for table in [*tables, *NOT_PRODUCT_TABLES]:
+        assert table_privileges(conn, APP_ROLE, table) == set(), table
+        assert column_privileges(conn, APP_ROLE, table) == set(), table
+    for schema in ("public", "app", "auth"):
         assert conn.execute("select has_schema_privilege(%s, %s, 'CREATE')",
                             [APP_ROLE, schema]).fetchone() == (False,), schema
         assert conn.execute("select has_schema_privilege(%s, %s, 'USAGE')",
                             [APP_ROLE, schema]).fetchone() == (True,), schema
-    assert conn.execute("select has_function_privilege(%s, 'app.current_org()', 'EXECUTE')",
-                        [APP_ROLE]).fetchone() == (True,)
-    assert conn.execute("select has_function_privilege('public', 'app.current_org()', 'EXECUTE')"
-                        ).fetchone() == (False,)
+    for function in ["app.current_org()", *AUTH_FUNCTIONS]:
+        assert conn.execute("select has_function_privilege(%s, %s, 'EXECUTE')",
+                            [APP_ROLE, function]).fetchone() == (True,), function
+        assert conn.execute("select has_function_privilege('public', %s, 'EXECUTE')",
+                            [function]).fetchone() == (False,), function
 
 
-def test_the_app_role_has_exactly_its_table_privileges(conn, tables):
-    privileges = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-    expected = {table: {"SELECT", "INSERT", "UPDATE", "DELETE"} for table in tables}
-    expected[ORGANIZATIONS] = {"SELECT", "UPDATE"}
-    expected |= {table: set() for table in NOT_PRODUCT_TABLES}
-    for table, wanted in expected.items():
-        granted = {p for p in privileges if conn.execute(
-            "select has_table_privilege(%s, %s, %s)", [APP_ROLE, f"public.{table}", p]).fetchone()[0]}
-        assert granted == wanted, table
+def test_every_registered_service_has_a_role_of_its_own():
+    assert len(set(SERVICE_ROLES)) == len(registry.SERVICES)
+    assert not {APP_ROLE, OWNER_ROLE} & set(SERVICE_ROLES)
+
+
+@pytest.mark.parametrize("role", SERVICE_ROLES)
+def test_a_service_role_is_unprivileged_and_a_member_of_the_group(conn, role):
+    attributes = conn.execute(
+        "select rolcanlogin, rolsuper, rolbypassrls, rolinherit, rolcreatedb, rolcreaterole, rolreplication"
+        " from pg_roles where rolname = %s", [role]).fetchone()
+    assert attributes == (True, False, False, True, False, False, False)
+    # A member of soulkg_app only, and inheriting from it (the policies TO soulkg_app apply).
+    assert conn.execute("select roleid::regrole::text from pg_auth_members where member = %s::regrole",
+                        [role]).fetchall() == [(APP_ROLE,)]
+    assert conn.execute("select pg_has_role(%s, %s, 'USAGE')", [role, APP_ROLE]).fetchone() == (True,)
+    assert conn.execute("select pg_has_role(%s, %s, 'MEMBER')", [role, OWNER_ROLE]).fetchone() == (False,)
+    assert owned_by(conn, role) == []
+    for schema in ("public", "app", "auth"):
+        assert conn.execute("select has_schema_privilege(%s, %s, 'CREATE')",
+                            [role, schema]).fetchone() == (False,), schema
+        assert conn.execute("select has_schema_privilege(%s, %s, 'USAGE')",
+                            [role, schema]).fetchone() == (True,), schema
+    for function in ["app.current_org()", *AUTH_FUNCTIONS]:
+        assert conn.execute("select has_function_privilege(%s, %s, 'EXECUTE')",
+                            [role, function]).fetchone() == (True,), function
+
+
+@pytest.mark.parametrize("service", [entry.name for entry in registry.SERVICES])
+def test_a_service_role_has_exactly_the_privileges_on_its_own_tables(conn, tables, service):
+    """The grants of migration 0005 are libs/registry.py's `tables`: read and write what the
+    service owns (organizations: read and update; created through auth.create_organization),
+    the shared request_ids, and nothing else."""
+    entry = registry.service(service)
+    read_write = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    for table in [*tables, *NOT_PRODUCT_TABLES]:
+        if table == ORGANIZATIONS and table in entry.tables:
+            wanted = {"SELECT", "UPDATE"}
+        elif table in entry.tables or table in SHARED_TABLES:
+            wanted = read_write
+        else:
+            wanted = set()
+        assert table_privileges(conn, entry.db_role, table) == wanted, table
+        if not wanted:
+            assert column_privileges(conn, entry.db_role, table) == set(), table
+
+
+def test_every_product_table_is_owned_by_one_service_or_shared(tables):
+    owned = [table for entry in registry.SERVICES for table in entry.tables]
+    assert len(owned) == len(set(owned))
+    assert sorted([*owned, *SHARED_TABLES]) == sorted(tables)
 
 
 def test_no_floating_point_columns_and_money_is_numeric(conn):

@@ -68,7 +68,7 @@ def signer():
 
 @pytest.fixture(scope="module")
 async def probe(database, signer):
-    db = await TenantDatabase.connect(database.app, min_size=1, max_size=4)
+    db = await TenantDatabase.connect(database.service("crm"), min_size=1, max_size=4)
     definition = ServiceDefinition(name="probe", register=_register, extra_service_names=[SERVICE], policies={
         SERVICE: {"WhoAmI": ANY_USER, "PublicPing": PUBLIC, "BadInput": ANY_USER, "Boom": ANY_USER,
                   "SqlError": ANY_USER, "Relay": ANY_USER}})

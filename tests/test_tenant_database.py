@@ -13,7 +13,8 @@ from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
 
 @pytest.fixture
 async def one_connection_db(database):
-    db = await TenantDatabase.connect(database.app, min_size=1, max_size=1)
+    """catalog's pool (the tests write partners, a catalog table), one connection."""
+    db = await TenantDatabase.connect(database.service("catalog"), min_size=1, max_size=1)
     yield db
     await db.close()
 

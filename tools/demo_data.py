@@ -4,14 +4,16 @@ One organization (Soul KG), an admin and two managers, 15 clients in every statu
 seven supported languages with their cultural context, three partners, six products, twelve
 tours (past, current, future; available, full, completed), interests and bookings,
 conversations with messages in several languages, agent configurations, prompt variants, an
-experiment, a dialogue analysis and the WhatsApp session. It goes in through the services'
-role under row-level security, like everything else: nothing here bypasses RLS.
+experiment, a dialogue analysis and the WhatsApp session. Each table's rows go in through the
+role of the service that owns the table (libs/registry.py), under row-level security, like
+everything else: nothing here bypasses RLS, and no service's role writes another's tables.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -72,22 +74,26 @@ async def _insert(conn, table: str, values: dict) -> uuid.UUID:
                                *values.values())
 
 
-async def load(db: TenantDatabase) -> bool:
-    """Load the demo organization unless it exists. True when it was loaded now."""
-    async with db.transaction(NO_ORGANIZATION, readonly=True) as conn:
+async def load(dbs: Mapping[str, TenantDatabase]) -> bool:
+    """Load the demo organization unless it exists. True when it was loaded now.
+
+    `dbs`: each service's pool, connected as its own role, by service name. One transaction
+    per service's part, in the order of the references between them."""
+    async with dbs["identity"].transaction(NO_ORGANIZATION, readonly=True) as conn:
         if await identity_repo.organization_id_by_slug(conn, SLUG) is not None:
             return False
     password_hash = await identity_domain.hash_password(PASSWORD)
     org = uuid.uuid4()
     now = datetime.now(UTC)
-    async with db.transaction(org) as conn:
+    async with dbs["identity"].transaction(org) as conn:
         await identity_repo.create_organization(conn, org, "Soul KG", SLUG)
-        await identity_repo.update_organization(conn, org, {"settings": json.dumps(
+        await identity_repo.update_organization(conn, {"settings": json.dumps(
             {"timezone": "Asia/Bishkek", "default_currency": "USD", "languages": ["en", "ru", "ar"]})})
-        admin = await identity_repo.insert_user(conn, org, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
-        managers = [await identity_repo.insert_user(conn, org, email, password_hash, first, last, "MANAGER")
+        admin = await identity_repo.insert_user(conn, ADMIN_EMAIL, password_hash, "Aida", "Admin", "ADMIN")
+        managers = [await identity_repo.insert_user(conn, email, password_hash, first, last, "MANAGER")
                     for email, first, last in MANAGERS]
 
+    async with dbs["catalog"].transaction(org) as conn:
         partners = [await _insert(conn, "partners", {
             "organization_id": org, "name": name, "contact_phone": phone, "contact_email": email,
             "contact_whatsapp": whatsapp, "contact_telegram": telegram, "conditions": conditions,
@@ -113,6 +119,7 @@ async def load(db: TenantDatabase) -> bool:
                 "current_participants": capacity if status == "FULL" else (index * 3) % capacity, "status": status,
                 "notes": "Demo tour"}))
 
+    async with dbs["agents"].transaction(org) as conn:
         variant_a = await _insert(conn, "prompt_variants", {
             "organization_id": org, "agent_type": "COMMUNICATION", "name": "Warm and brief",
             "description": "Short friendly replies", "prompt": "You are a warm, brief travel assistant for Soul KG.",
@@ -133,29 +140,34 @@ async def load(db: TenantDatabase) -> bool:
                 "prompt": f"{name}: follow the organization's tone and cultural notes.",
                 "settings": json.dumps({"model": "any", "temperature": 0.4})})
 
+    async with dbs["crm"].transaction(org) as conn:
         clients = []
         for index, (phone, first, last, language, status, context) in enumerate(CLIENTS):
-            client = await crm_repo.insert_client(conn, org, {
+            client = await crm_repo.insert_client(conn, {
                 "phone": phone, "first_name": first, "last_name": last, "preferred_language": language,
                 "cultural_context": json.dumps(context), "metadata": json.dumps({"source": "demo"}),
                 "assigned_partner_id": str(partners[index % 3]) if status in ("SOLD", "SERVICE") else None,
                 "prompt_variant_id": str((variant_a, variant_b)[index % 2])})
-            await crm_repo.insert_history(conn, org, client["id"], None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
+            await crm_repo.insert_history(conn, client.id, None, "NEW_LEAD", "SYSTEM", None, None, "demo data")
             if status != "NEW_LEAD":
-                await crm_repo.set_status(conn, client["id"], status)
-                await crm_repo.insert_history(conn, org, client["id"], "NEW_LEAD", status, "HUMAN",
-                                              managers[index % 2]["id"], None, "demo data")
-            clients.append(client["id"])
+                await crm_repo.set_status(conn, client.id, status)
+                await crm_repo.insert_history(conn, client.id, "NEW_LEAD", status, "HUMAN",
+                                              managers[index % 2].id, None, "demo data")
+            clients.append(client.id)
+
+    async with dbs["catalog"].transaction(org) as conn:
+        for index, (client_id, (_, _, _, _, status, _)) in enumerate(zip(clients, CLIENTS, strict=True)):
             if index < 8:
-                await _insert(conn, "client_products", {"organization_id": org, "client_id": client["id"],
+                await _insert(conn, "client_products", {"organization_id": org, "client_id": client_id,
                                                         "product_id": products[index % len(products)],
                                                         "status": ("INTERESTED", "PROPOSED", "SELECTED", "BOOKED")[index % 4]})
             if status in ("SOLD", "SERVICE", "NEGOTIATION"):
                 await _insert(conn, "client_tours", {
-                    "organization_id": org, "client_id": client["id"], "tour_id": tours[6 + index % 6],
+                    "organization_id": org, "client_id": client_id, "tour_id": tours[6 + index % 6],
                     "status": {"SOLD": "BOOKED", "SERVICE": "CONFIRMED", "NEGOTIATION": "PROPOSED"}[status],
                     "participants": 2})
 
+    async with dbs["messaging"].transaction(org) as conn:
         dialogues = [
             (0, "en", [("Hi! Do you have weekend trips in March?", None),
                        ("Hello Emma! Yes — our Weekend Getaway leaves every Friday. How many of you?", "AI")]),
@@ -179,13 +191,15 @@ async def load(db: TenantDatabase) -> bool:
                     "organization_id": org, "conversation_id": conversation,
                     "direction": "INCOMING" if incoming else "OUTGOING",
                     "sender": "CLIENT" if incoming else sender,
-                    "sender_id": admin["id"] if sender == "HUMAN" else None, "content": content,
+                    "sender_id": admin.id if sender == "HUMAN" else None, "content": content,
                     "language": language, "whatsapp_message_id": f"demo-{client_index}-{position}",
                     "status": "DELIVERED", "created_at": started + timedelta(minutes=position)})
 
+    async with dbs["agents"].transaction(org) as conn:
         await _insert(conn, "dialogue_analysis", {
             "organization_id": org, "analysis_type": "CONVERSION_METRICS", "prompt_variant_id": variant_a,
             "data": json.dumps({"conversations": 4, "qualified": 2}),
             "recommendations": json.dumps(["Ask for travel dates in the first reply"])})
+    async with dbs["messaging"].transaction(org) as conn:
         await _insert(conn, "whatsapp_sessions", {"organization_id": org, "status": "DISCONNECTED"})
     return True

@@ -2,8 +2,10 @@
 
 run:  start the embedded PostgreSQL in .data/ (unless DATABASE_URL names a server), create
       the roles and the database, apply migrations, create a development signing key pair,
-      start every service as its own process, wait until each is healthy, print endpoints,
-      and on Ctrl-C / SIGTERM stop the services, then PostgreSQL. A second run reuses .data/.
+      start every service of libs/registry.py whose package exists as its own process (on
+      its registry port, connected as its own database role), wait until each is healthy,
+      print endpoints, and on Ctrl-C / SIGTERM stop the services, then PostgreSQL. A second
+      run reuses .data/.
 psql: psql on the development database as the owner role (SQL on stdin runs and exits).
 init: provision + migrate + keys, then exit (used by docker-compose's migration job).
 """
@@ -24,29 +26,41 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
+from libs import registry  # noqa: E402
 from libs.db import migrate  # noqa: E402
 from libs.db.embedded import EmbeddedPostgres  # noqa: E402
-from libs.db.provision import DatabaseUrls, provision  # noqa: E402
+from libs.db.provision import OWNER_ROLE, DatabaseUrls, password_variable, provision, service_roles  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair  # noqa: E402
+from tools.supervisor import Supervisor  # noqa: E402
 
 DATA = Path(os.environ.get("SOULKG_DATA_DIR", REPO / ".data"))
 DATABASE_NAME = os.environ.get("SOULKG_DATABASE", "soulkg")
 PG_PORT = int(os.environ.get("SOULKG_PG_PORT", "54329"))
-# Service name → default port (DESIGN.md section 1). Only services whose server.py exists start.
-SERVICES = {"identity": 50051, "crm": 50052, "messaging": 50053, "catalog": 50054, "agents": 50055}
+PASSWORDS_FILE = DATA / "db-passwords.json"
 
 
 def _secrets() -> dict:
-    """Role passwords: from the environment when given (containers), else made once in .data/."""
-    if os.environ.get("SOULKG_OWNER_PASSWORD") and os.environ.get("SOULKG_APP_PASSWORD"):
-        return {"owner": os.environ["SOULKG_OWNER_PASSWORD"], "app": os.environ["SOULKG_APP_PASSWORD"]}
-    path = DATA / "db-passwords.json"
-    if not path.exists():
-        path.write_text(json.dumps({"owner": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18),
-                                    "page_tokens": secrets.token_urlsafe(32)}))
-        path.chmod(0o600)
-    return json.loads(path.read_text())
+    """Role passwords by role name ("soulkg_owner", "soulkg_crm", ...) and the page-token
+    secret: from the environment when the owner's is given (containers: every role's
+    `password_variable`), else made once in .data/db-passwords.json, which gains the keys of
+    roles added to the registry since it was written."""
+    roles = [OWNER_ROLE, *service_roles()]
+    if os.environ.get(password_variable(OWNER_ROLE)):
+        missing = [password_variable(role) for role in roles if not os.environ.get(password_variable(role))]
+        if missing:
+            raise SystemExit(f"set {', '.join(missing)} (or none of the role passwords)")
+        return {role: os.environ[password_variable(role)] for role in roles}
+    stored = json.loads(PASSWORDS_FILE.read_text()) if PASSWORDS_FILE.exists() else {}
+    wanted = {role: stored.get(role) or secrets.token_urlsafe(18) for role in roles}
+    wanted["page_tokens"] = stored.get("page_tokens") or secrets.token_urlsafe(32)
+    if stored.get("owner") and not stored.get(OWNER_ROLE):  # written by earlier code
+        wanted[OWNER_ROLE] = stored["owner"]
+    if wanted != stored:
+        PASSWORDS_FILE.touch(mode=0o600)
+        PASSWORDS_FILE.write_text(json.dumps(wanted, indent=1) + "\n")
+        PASSWORDS_FILE.chmod(0o600)
+    return wanted
 
 
 def database_up() -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
@@ -58,23 +72,27 @@ def database_up() -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
         server = EmbeddedPostgres(DATA / "postgres", port=PG_PORT).start()
         admin_url = server.admin_url
     passwords = _secrets()
-    urls = provision(admin_url, DATABASE_NAME, passwords["owner"], passwords["app"])
+    urls = provision(admin_url, DATABASE_NAME, passwords[OWNER_ROLE],
+                     {role: passwords[role] for role in service_roles()})
     migrate.upgrade(urls.owner)
     return urls, server
 
 
-def load_demo_data(app_url: str) -> bool:
+def load_demo_data(urls: DatabaseUrls) -> bool:
+    """The demo data, each table through its owning service's role."""
     import asyncio
 
     from libs.tenancy.database import TenantDatabase
     from tools import demo_data
 
     async def _load() -> bool:
-        db = await TenantDatabase.connect(app_url, min_size=1, max_size=1)
+        dbs = {entry.name: await TenantDatabase.connect(urls.service(entry.name), min_size=1, max_size=1)
+               for entry in registry.SERVICES}
         try:
-            return await demo_data.load(db)
+            return await demo_data.load(dbs)
         finally:
-            await db.close()
+            for db in dbs.values():
+                await db.close()
 
     return asyncio.run(_load())
 
@@ -96,12 +114,17 @@ def _die_with_parent() -> None:
 
 def run() -> int:
     started = time.monotonic()
+    _die_with_parent()  # `make run` killed (not only Ctrl-C) stops this stack cleanly too
     urls, server = database_up()
-    if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls.app):
+    if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls):
         print("demo data loaded (organization soul-kg)", flush=True)
-    env = {**os.environ, "SOULKG_DATABASE_URL": urls.app, "SOULKG_KEYS_DIR": str(keys_dir()),
+    # Shared by every service; each also gets its own role's SOULKG_DATABASE_URL below.
+    passwords = {password_variable(role) for role in [OWNER_ROLE, *service_roles()]}
+    env = {**{k: v for k, v in os.environ.items() if k not in passwords},
+           "SOULKG_KEYS_DIR": str(keys_dir()),
            "SOULKG_PAGE_TOKEN_SECRET": _secrets().get("page_tokens") or secrets.token_urlsafe(32),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")])}
+    services = {entry.name: entry for entry in registry.existing()}
     stop_requested = False
 
     def request_stop(signum, frame):  # noqa: ARG001
@@ -111,46 +134,52 @@ def run() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    children: dict[str, subprocess.Popen] = {}
+    supervisor = Supervisor()
+    watch_database = server is not None
     try:
-        for name in SERVICES:
-            if not (REPO / "services" / name / "server.py").exists():
-                continue
-            children[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}.server"], cwd=REPO, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent)
-        for name, proc in children.items():
-            if not wait_serving(SERVICES[name]) and not stop_requested:
-                print(f"service {name} did not become healthy (exit code {proc.poll()})", file=sys.stderr)
+        for name, entry in services.items():
+            def start(entry=entry, name=name) -> subprocess.Popen:
+                return subprocess.Popen(
+                    [sys.executable, "-m", entry.module], cwd=REPO,
+                    env={**env, "SOULKG_DATABASE_URL": urls.service(name)},
+                    start_new_session=True, preexec_fn=_die_with_parent)
+            supervisor.add(name, start)
+        for name, child in supervisor.children.items():
+            if not wait_serving(services[name].port) and not stop_requested:
+                print(f"service {name} did not become healthy (exit code {child.process.poll()})", file=sys.stderr)
                 return 1
         print(f"\nSoul KG CRM is up in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  database (owner): make psql   [{'embedded, .data/postgres' if server else 'DATABASE_URL'}]")
-        for name in children:
-            print(f"  {name:<10} grpc  127.0.0.1:{SERVICES[name]}   grpcurl -plaintext localhost:{SERVICES[name]} list")
-        if not children:
+        for name in supervisor.children:
+            port = services[name].port
+            print(f"  {name:<10} grpc  127.0.0.1:{port}   grpcurl -plaintext localhost:{port} list")
+        if not supervisor.children:
             print("  (no services exist yet)")
         from tools import demo_data
 
         print(f"  demo login: organization_slug={demo_data.SLUG} email={demo_data.ADMIN_EMAIL} "
               f"password={demo_data.PASSWORD}")
         print("Ctrl-C stops everything.", flush=True)
+        database_backoff, database_retry_at = 1.0, 0.0
         while not stop_requested:
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    print(f"service {name} exited with code {proc.returncode}", file=sys.stderr)
-                    return 1
+            supervisor.poll()
+            if watch_database and server.running_port() is None and time.monotonic() >= database_retry_at:
+                # The services keep running and answer UNAVAILABLE meanwhile; their pools
+                # reconnect once the database is back.
+                print("PostgreSQL is not running; starting it again", file=sys.stderr, flush=True)
+                try:
+                    server.start()
+                    print("PostgreSQL is back", file=sys.stderr, flush=True)
+                    database_backoff = 1.0
+                except RuntimeError as error:
+                    print(f"PostgreSQL did not start ({str(error).splitlines()[0]}); retrying in "
+                          f"{database_backoff:.0f}s", file=sys.stderr, flush=True)
+                    database_retry_at = time.monotonic() + database_backoff
+                    database_backoff = min(database_backoff * 2, 30.0)
             time.sleep(0.3)
         return 0
     finally:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        supervisor.stop()
         if server is not None:
             server.stop()
         print("stopped.", flush=True)
@@ -182,7 +211,7 @@ def _stack_running() -> bool:
     import socket
 
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", SERVICES["identity"])) == 0
+        return sock.connect_ex(("127.0.0.1", registry.service("identity").port)) == 0
 
 
 def main() -> int:

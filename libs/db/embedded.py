@@ -58,6 +58,9 @@ class EmbeddedPostgres:
 
     data_dir: Path
     port: int = 0
+    # make run keeps what it acknowledged (fsync, synchronous commits, full-page writes: the
+    # PostgreSQL defaults). Tests and the benchmark's throwaway clusters trade that for speed.
+    durable: bool = True
 
     @property
     def pgdata(self) -> Path:
@@ -101,9 +104,10 @@ class EmbeddedPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
         with open(self.pgdata / "postgresql.conf", "a") as conf:
-            # Tuned for a small dev/test box; the suite opens many short-lived pools.
-            conf.write("\nmax_connections = 300\nshared_buffers = 256MB\nfsync = off\n"
-                       "synchronous_commit = off\nfull_page_writes = off\n")
+            # Tuned for a small dev/test box; the suite opens many short-lived pools. Durability
+            # is set at each start (command line), so a cluster made by an older version that
+            # wrote `fsync = off` here becomes durable too.
+            conf.write("\nmax_connections = 300\nshared_buffers = 256MB\n")
 
     def running_port(self) -> int | None:
         """The port of a postmaster already running on this cluster, if any."""
@@ -135,7 +139,9 @@ class EmbeddedPostgres:
 
             log.touch()
             shutil.chown(log, SYSTEM_USER, SYSTEM_USER)
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
+        switch = "on" if self.durable else "off"
+        options = (f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c fsync={switch} "
+                   f"-c synchronous_commit={switch} -c full_page_writes={switch}")
         # A session of its own: a Ctrl-C meant for `make run` must not reach the postmaster
         # before the services that use it have stopped.
         result = subprocess.run(
@@ -151,10 +157,11 @@ class EmbeddedPostgres:
     def _clear_stale_pid(self) -> None:
         """A killed postmaster leaves postmaster.pid behind, and its pid may since belong to
         another process, which confuses pg_ctl. Called only when no postmaster runs."""
-        pidfile = self.pgdata / "postmaster.pid"
-        if not pidfile.exists():
-            return
-        pidfile.unlink(missing_ok=True)
+        # A killed postmaster also leaves its Unix socket's lock file (the socket lives in
+        # pgdata: `-k`), which a new postmaster on the same port refuses to take over.
+        for leftover in self.pgdata.glob(".s.PGSQL.*"):
+            leftover.unlink(missing_ok=True)
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         if not (self.pgdata / "postmaster.pid").exists():

@@ -132,7 +132,10 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
     server = aio.server(
         interceptors=[TenancyInterceptor(resources.verifier, method_rules(definition.policies),
                                          error_domain=definition.error_domain)],
-        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0),
+                 # Clients reconnect every few minutes, so they re-resolve DNS and reach
+                 # replicas added by a scale-up (docs/scaling.md).
+                 ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 10_000)],
     )
     registered = definition.register(server, resources)
     if asyncio.iscoroutine(registered):
@@ -141,7 +144,8 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*definition.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    credentials = resources.settings.server_credentials()
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     await _set_health(health_servicer, definition.service_names, health_pb2.HealthCheckResponse.NOT_SERVING)
     running = RunningServer(server, port, health_servicer, resources)

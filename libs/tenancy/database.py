@@ -103,8 +103,9 @@ class TenantDatabase:
                 yield conn
             except BaseException:
                 # End the failed transaction here, so the pool never meets an open one.
-                if not conn.is_closed() and conn.is_in_transaction():
-                    with contextlib.suppress(Exception):
+                # (A connection lost mid-call is already detached from the pool: nothing to end.)
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed() and conn.is_in_transaction():
                         await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")

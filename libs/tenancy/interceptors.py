@@ -24,7 +24,7 @@ import structlog
 from grpc import aio
 
 from libs.authz import Rule
-from libs.errors import ERROR_DOMAIN, PermissionDenied, Unauthenticated
+from libs.errors import ERROR_DOMAIN, InvalidArgument, PermissionDenied, Unauthenticated
 from libs.status import to_grpc_status, to_service_error
 from libs.tenancy import context as tenancy_context
 from libs.tenancy.tokens import TokenVerifier
@@ -52,6 +52,29 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | No
                 raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION")
             return token.strip()
     return None
+
+
+class _Undecodable:
+    """What a request that is not a valid protobuf message of the method's type becomes (bad
+    UTF-8 in a string, nesting deeper than the parser allows, garbage): the handler wrapper
+    answers INVALID_ARGUMENT instead of letting gRPC answer UNKNOWN with the parser's text."""
+
+    __slots__ = ()
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _safe(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> object:
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - DecodeError, RecursionError, ...: all mean bad input
+            return _UNDECODABLE
+    return deserialize
 
 
 def _request_id(metadata) -> str:
@@ -135,6 +158,9 @@ class TenancyInterceptor(aio.ServerInterceptor):
             async def unary_response(request, context):
                 started = time.perf_counter()
                 try:
+                    if request is _UNDECODABLE:
+                        raise InvalidArgument("the request is not a valid message of this method's type",
+                                              reason="MALFORMED_REQUEST")
                     self._enter(method, rule, context)
                     result = behavior(request, context)
                     return await result if inspect.isawaitable(result) else result
@@ -145,7 +171,7 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
             factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary \
                 else grpc.stream_unary_rpc_method_handler
-            return factory(unary_response, request_deserializer=handler.request_deserializer,
+            return factory(unary_response, request_deserializer=_safe(handler.request_deserializer),
                            response_serializer=handler.response_serializer)
 
         behavior = handler.unary_stream or handler.stream_stream
@@ -153,6 +179,9 @@ class TenancyInterceptor(aio.ServerInterceptor):
         async def stream_response(request, context):
             started = time.perf_counter()
             try:
+                if request is _UNDECODABLE:
+                    raise InvalidArgument("the request is not a valid message of this method's type",
+                                          reason="MALFORMED_REQUEST")
                 self._enter(method, rule, context)
                 async for item in behavior(request, context):
                     yield item
@@ -163,7 +192,7 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
         factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream \
             else grpc.stream_stream_rpc_method_handler
-        return factory(stream_response, request_deserializer=handler.request_deserializer,
+        return factory(stream_response, request_deserializer=_safe(handler.request_deserializer),
                        response_serializer=handler.response_serializer)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grpc import aio
 
+from libs.persistence import KeysetPager
 from libs.server.bootstrap import Resources, ServiceDefinition, main
 from services.crm.policies import POLICIES
 from services.crm.service import ClientsService
@@ -12,7 +13,7 @@ from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 
 
 def register(server: aio.Server, resources: Resources) -> None:
-    service = ClientsService(resources.db, resources.page_tokens)
+    service = ClientsService(resources.db, KeysetPager(resources.page_tokens))
     crm_pb2_grpc.add_ClientServiceServicer_to_server(ClientServicer(service), server)
 
 

@@ -1,130 +1,111 @@
-"""crm's use cases. Each runs in one TenantDatabase transaction under the caller's org."""
+"""crm's use cases. Each validates its request with the domain's rules, then runs in one
+TenantDatabase transaction under the caller's organization."""
 
 from __future__ import annotations
 
-import uuid
+from datetime import datetime
+from uuid import UUID
 
-import asyncpg
-
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from libs.filtering import compile_filter
-from libs.pagination import PageTokenCodec, page_size
-from libs.tenancy.context import Principal
+from libs.idempotency import claim_request_id, record_request_id
+from libs.persistence import KeysetPager, Page, check_etag, found
+from libs.tenancy.context import PRINCIPAL_USER, Principal
 from libs.tenancy.database import TenantDatabase
 from services.crm import domain
 from services.crm import repository as repo
+from services.crm.domain import Client, StatusChange
 
-# Foreign keys a client write can break → the request field to blame.
-_REFERENCE_FIELDS = {"fk_clients_assigned_partner_id": "client.assigned_partner_id",
-                     "fk_clients_prompt_variant_id": "client.prompt_variant_id"}
-
-
-def _write_errors(exc: asyncpg.PostgresError) -> Exception:
-    """A unique or foreign-key violation of a client write as the caller's mistake."""
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return AlreadyExists("a client with this phone already exists", reason="PHONE_TAKEN")
-    if isinstance(exc, asyncpg.ForeignKeyViolationError) and exc.constraint_name in _REFERENCE_FIELDS:
-        field = _REFERENCE_FIELDS[exc.constraint_name]
-        return InvalidArgument.field(field, "no such resource in this organization")
-    return exc
+CREATE_CLIENT = "soulkg.crm.v1.ClientService/CreateClient"  # its request ids (AIP-155)
+_TIME_ID = (datetime, UUID)  # the keyset of every list here: (a time, id)
 
 
 class ClientsService:
-    def __init__(self, db: TenantDatabase, page_tokens: PageTokenCodec) -> None:
+    def __init__(self, db: TenantDatabase, pager: KeysetPager) -> None:
         self.db = db
-        self.page_tokens = page_tokens
+        self.pager = pager
 
-    @staticmethod
-    def _first_history_actor(principal: Principal) -> tuple[str, uuid.UUID | None]:
-        return ("HUMAN", principal.user_id) if principal.user_id else ("SYSTEM", None)
+    async def create(self, principal: Principal, request: domain.CreateClient) -> Client:
+        """A retry with the same request id returns the client the first call created."""
+        new = domain.validate_create(request)
+        changed_by, user_id = domain.creation_actor(principal.user_id)
+        async with self.db.transaction() as conn:
+            existing = await claim_request_id(conn, CREATE_CLIENT, new.request_id)
+            if existing is not None:
+                return found(await repo.get_client(conn, existing), "client")
+            client = await repo.insert_client(conn, new.values)
+            await repo.insert_history(conn, client.id, None, client.status, changed_by, user_id, None, "created")
+            await record_request_id(conn, CREATE_CLIENT, new.request_id, client.id)
+            return client
 
-    async def create(self, principal: Principal, values: dict) -> asyncpg.Record:
-        changed_by, user_id = self._first_history_actor(principal)
-        try:
-            async with self.db.transaction() as conn:
-                client = await repo.insert_client(conn, principal.organization_id, values)
-                await repo.insert_history(conn, principal.organization_id, client["id"], None, client["status"],
-                                          changed_by, user_id, None, "created")
-                return client
-        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-            raise _write_errors(exc) from None
-
-    async def get(self, client_id: uuid.UUID) -> asyncpg.Record:
+    async def get(self, client_id: UUID) -> Client:
         async with self.db.transaction(readonly=True) as conn:
             client = await repo.get_client(conn, client_id)
-        if client is None:
-            raise NotFound("client not found")
-        return client
+        return found(client, "client")
 
-    async def find_by_phone(self, phone: str) -> asyncpg.Record:
+    async def find_by_phone(self, phone: str) -> Client:
+        phone = domain.check_phone(phone)
         async with self.db.transaction(readonly=True) as conn:
             client = await repo.get_client_by_phone(conn, phone)
-        if client is None:
-            raise NotFound("no client with this phone")
-        return client
+        return found(client, "client")
 
-    async def get_or_create_by_phone(self, principal: Principal, values: dict) -> tuple[asyncpg.Record, bool]:
+    async def get_or_create_by_phone(self, principal: Principal, request: domain.PhoneContact) -> tuple[Client, bool]:
         """Safe under concurrency: racing callers all get the one client; one sees created."""
-        changed_by, user_id = self._first_history_actor(principal)
+        values = domain.validate_contact(request)
+        changed_by, user_id = domain.creation_actor(principal.user_id)
         async with self.db.transaction() as conn:
-            client = await repo.insert_client_if_absent(conn, principal.organization_id, values)
+            client = await repo.insert_client_if_absent(conn, values)
             if client is not None:
-                await repo.insert_history(conn, principal.organization_id, client["id"], None, client["status"],
-                                          changed_by, user_id, None, "created")
+                await repo.insert_history(conn, client.id, None, client.status, changed_by, user_id, None, "created")
                 return client, True
-            return await repo.get_client_by_phone(conn, values["phone"]), False
+            return found(await repo.get_client_by_phone(conn, values["phone"]), "client"), False
 
-    async def update(self, client_id: uuid.UUID, changes: dict) -> asyncpg.Record:
-        try:
-            async with self.db.transaction() as conn:
-                client = await repo.update_client(conn, client_id, changes) if changes \
-                    else await repo.get_client(conn, client_id)
-        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-            raise _write_errors(exc) from None
-        if client is None:
-            raise NotFound("client not found")
-        return client
-
-    async def delete(self, client_id: uuid.UUID) -> None:
+    async def update(self, request: domain.UpdateClient) -> Client:
+        """With an etag, the client is locked and compared first: of two updates made from
+        the same read, the second is ABORTED instead of silently overwriting the first."""
+        update = domain.validate_update(request)
         async with self.db.transaction() as conn:
-            if not await repo.delete_client(conn, client_id):
-                raise NotFound("client not found")
+            if update.etag:
+                current = found(await repo.get_client(conn, update.id, for_update=True), "client")
+                check_etag(update.etag, current.etag)
+            client = await repo.update_client(conn, update.id, update.changes)
+        return found(client, "client")
 
-    async def change_status(self, principal: Principal, client_id: uuid.UUID, status: str, reason: str | None,
-                            changed_by: str, agent_type: str | None) -> asyncpg.Record:
+    async def delete(self, client_id: UUID, etag: str = "") -> None:
+        async with self.db.transaction() as conn:
+            if etag:
+                current = found(await repo.get_client(conn, client_id, for_update=True), "client")
+                check_etag(etag, current.etag)
+            found(await repo.delete_client(conn, client_id), "client")
+
+    async def change_status(self, principal: Principal, request: domain.ChangeStatus) -> Client:
         """The client row is locked first, so concurrent changes queue up and each history
         row records the status it really replaced."""
+        change = domain.validate_status_change(request, principal.kind == PRINCIPAL_USER)
         async with self.db.transaction() as conn:
-            client = await repo.get_client(conn, client_id, for_update=True)
-            if client is None:
-                raise NotFound("client not found")
-            if client["status"] == status:
-                raise FailedPrecondition(f"the client is already {status}", reason="STATUS_UNCHANGED")
-            updated = await repo.set_status(conn, client_id, status)
-            await repo.insert_history(conn, principal.organization_id, client_id, client["status"], status,
-                                      changed_by, principal.user_id if changed_by == "HUMAN" else None,
-                                      agent_type, reason)
+            client = found(await repo.get_client(conn, change.id, for_update=True), "client")
+            domain.check_status_change(client.status, change.status)
+            updated = await repo.set_status(conn, change.id, change.status)
+            await repo.insert_history(conn, change.id, client.status, change.status, change.changed_by,
+                                      principal.user_id if change.changed_by == "HUMAN" else None,
+                                      change.agent_type, change.reason)
             return updated
 
-    async def list(self, principal: Principal, *, requested_size: int, page_token: str, filter_text: str,
-                   order_by: str) -> tuple[list[asyncpg.Record], str]:
-        column, descending, order_key = domain.parse_order_by(order_by)
-        where, params = compile_filter(filter_text, domain.FILTER_FIELDS, first_param=1)
-        size = page_size(requested_size)
-        query = self.page_tokens.fingerprint("clients", " ".join(filter_text.split()), order_key)
-        after = self.page_tokens.decode_time_id(page_token, principal.organization_id, query)
+    async def list(self, principal: Principal, request: domain.ListClients) -> Page[Client]:
+        field, descending, order_key = domain.parse_order_by(request.order_by)
+        query = repo.compile_client_query(request.filter, field, descending)
+        page = self.pager.request(principal.organization_id,
+                                  query=("clients", " ".join(request.filter.split()), order_key),
+                                  page_token=request.page_token, requested_size=request.page_size,
+                                  key_types=_TIME_ID)
         async with self.db.transaction(readonly=True) as conn:
-            rows = await repo.list_clients(conn, order_column=column, descending=descending, where=where,
-                                           params=params, after=after, limit=size + 1)
-        return self.page_tokens.time_id_page(rows, size, principal.organization_id, query, column)
+            clients = await repo.list_clients(conn, query, page)
+        return self.pager.page(page, clients, key=lambda client: (getattr(client, field), client.id))
 
-    async def history(self, principal: Principal, client_id: uuid.UUID, requested_size: int,
-                      page_token: str) -> tuple[list[asyncpg.Record], str]:
-        size = page_size(requested_size)
-        query = self.page_tokens.fingerprint("history", str(client_id))
-        after = self.page_tokens.decode_time_id(page_token, principal.organization_id, query)
+    async def history(self, principal: Principal, client_id: UUID, page_size: int,
+                      page_token: str) -> Page[StatusChange]:
+        page = self.pager.request(principal.organization_id, query=("history", str(client_id)),
+                                  page_token=page_token, requested_size=page_size, key_types=_TIME_ID)
         async with self.db.transaction(readonly=True) as conn:
-            if after is None and await repo.get_client(conn, client_id) is None:
-                raise NotFound("client not found")
-            rows = await repo.list_history(conn, client_id, after, size + 1)
-        return self.page_tokens.time_id_page(rows, size, principal.organization_id, query, "created_at")
+            if page.after is None:
+                found(await repo.get_client(conn, client_id), "client")
+            changes = await repo.list_history(conn, client_id, page)
+        return self.pager.page(page, changes, key=lambda change: (change.create_time, change.id))

@@ -1,25 +1,46 @@
-"""identity's rules: what a valid slug, email and password are, who may grant which role,
-and password hashing. No I/O here except the (thread-offloaded) argon2 work."""
+"""identity's rules: what a valid organization, slug, email and password are, who may
+grant which role, when a refresh token still works, and password hashing; the entities
+identity's repository returns and the typed requests its servicers build.
+
+Plain values only: no SQL, no protobuf, no I/O (the argon2 work runs in a thread). Each
+validation collects every violation of one request into one INVALID_ARGUMENT.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from libs.errors import InvalidArgument
+from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from libs.validation import (
+    Violations,
+    json_object_text,
+    mask_paths,
+    normalize_email,
+    optional_text,
+    optional_uuid,
+    parse_uuid,
+)
 
 ROLE_SUPER_ADMIN = "SUPER_ADMIN"
 ROLE_ADMIN = "ADMIN"
 ROLE_MANAGER = "MANAGER"
 GRANTABLE_ROLES = (ROLE_ADMIN, ROLE_MANAGER)  # SUPER_ADMIN is the platform's, not an org's
+DEFAULT_ROLE = ROLE_MANAGER
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_LENGTH = (3, 63)
 PASSWORD_LENGTH = (10, 256)
 NAME_MAX = 200
+
+USER_UPDATABLE = ("first_name", "last_name", "role", "is_active")
+ORGANIZATION_UPDATABLE = ("name", "logo_url", "settings")
 
 # OWASP's argon2id recommendation (m=19 MiB, t=2, p=1): ~30 ms a hash here. Hashes made
 # with other parameters still verify and are rehashed with these on the next login.
@@ -27,6 +48,152 @@ PASSWORD_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 # Verified against when the user does not exist, so every failed login costs the same.
 _DUMMY_HASH = PASSWORD_HASHER.hash("not-a-real-password-0000")
 
+
+# --- entities --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: UUID
+    name: str
+    slug: str
+    logo_url: str | None
+    settings: dict | None
+    create_time: datetime
+    update_time: datetime
+    etag: str  # AIP-154: changes with every update of the row
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user as everyone may see it. No password hash here: that stays in the repository
+    (its UserCredentials goes only to the login and change-password use cases)."""
+
+    id: UUID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    role: str
+    is_active: bool
+    last_login_time: datetime | None
+    create_time: datetime
+    update_time: datetime
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    id: UUID
+    user_id: UUID
+    family_id: UUID
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def spent(self) -> bool:
+        return self.used_at is not None or self.revoked_at is not None
+
+
+# --- requests, as the servicers hand them over (unvalidated) ------------------------------------
+
+@dataclass(frozen=True)
+class SignUp:
+    organization_name: str
+    organization_slug: str
+    email: str
+    password: str
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass(frozen=True)
+class Login:
+    organization_slug: str
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class UserFields:
+    """A request's user. None: the field is not set."""
+
+    email: str = ""
+    first_name: str | None = None
+    last_name: str | None = None
+    role: str | None = None  # a UserRole label; None: UNSPECIFIED
+    is_active: bool = False
+
+
+@dataclass(frozen=True)
+class CreateUser:
+    user: UserFields
+    password: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateUser:
+    id: str
+    user: UserFields
+    paths: tuple[str, ...]
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class OrganizationFields:
+    name: str = ""
+    logo_url: str | None = None
+    settings: dict | None = None
+
+
+@dataclass(frozen=True)
+class UpdateOrganization:
+    organization: OrganizationFields
+    paths: tuple[str, ...]
+    etag: str = ""
+
+
+# --- validated requests --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NewOrganization:
+    name: str
+    slug: str
+    email: str
+    password: str
+    first_name: str | None
+    last_name: str | None
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    password: str
+    first_name: str | None
+    last_name: str | None
+    role: str
+    request_id: UUID | None
+
+
+@dataclass(frozen=True)
+class UserUpdate:
+    id: UUID
+    changes: dict[str, object]  # masked field → new value
+    etag: str
+
+    @property
+    def demotes(self) -> bool:
+        """Whether the change can take an admin away (role changed away from ADMIN, or deactivated)."""
+        return self.changes.get("role", ROLE_ADMIN) != ROLE_ADMIN or self.changes.get("is_active") is False
+
+
+@dataclass(frozen=True)
+class OrganizationUpdate:
+    changes: dict[str, object]  # masked field → new value
+    etag: str
+
+
+# --- rules ---------------------------------------------------------------------------------------
 
 def normalize_slug(slug: str, field: str = "organization_slug") -> str:
     slug = slug.strip().lower()
@@ -37,14 +204,22 @@ def normalize_slug(slug: str, field: str = "organization_slug") -> str:
     return slug
 
 
-def check_password(password: str, email: str, field: str = "password") -> None:
+def check_email(email: str, field: str = "email") -> str:
+    """The one form of an email, for sign-up, create user and login alike (see
+    libs.validation.normalize_email: trimmed, NFC, lowercased)."""
+    return normalize_email(email, field)
+
+
+def check_password(password: str, email: str | None, field: str = "password") -> None:
+    """Length, not the email (when known), not too simple."""
+    violations = Violations()
     if not PASSWORD_LENGTH[0] <= len(password) <= PASSWORD_LENGTH[1]:
-        raise InvalidArgument.field(field, f"must be {PASSWORD_LENGTH[0]} to {PASSWORD_LENGTH[1]} characters")
-    lowered = password.strip().lower()
-    if lowered in (email.lower(), email.split("@")[0].lower()):
-        raise InvalidArgument.field(field, "must not be the email address")
-    if len(set(password)) < 4:
-        raise InvalidArgument.field(field, "is too simple")
+        violations.add(field, f"must be {PASSWORD_LENGTH[0]} to {PASSWORD_LENGTH[1]} characters")
+    elif email and password.strip().lower() in (email.lower(), email.split("@")[0].lower()):
+        violations.add(field, "must not be the email address")
+    elif len(set(password)) < 4:
+        violations.add(field, "is too simple")
+    violations.raise_if_any(f"invalid {field}")
 
 
 def check_organization_name(name: str, field: str = "organization_name") -> str:
@@ -54,11 +229,140 @@ def check_organization_name(name: str, field: str = "organization_name") -> str:
     return name
 
 
-def check_grantable_role(role: str, field: str = "user.role") -> str:
+def check_grantable_role(role: str | None, field: str = "user.role") -> str:
+    if role is None:
+        raise InvalidArgument.field(field, "is required (UNSPECIFIED is not allowed)")
     if role not in GRANTABLE_ROLES:
-        raise InvalidArgument.field(field, "must be ADMIN or MANAGER")
+        raise InvalidArgument.field(field, f"must be ADMIN or MANAGER ({role} cannot be granted through this API)")
     return role
 
+
+def check_logo_url(url: str | None, field: str = "organization.logo_url") -> str | None:
+    url = (url or "").strip()
+    if url and not url.startswith(("https://", "http://")):
+        raise InvalidArgument.field(field, "must be an http(s) URL")
+    return url or None
+
+
+def validate_sign_up(request: SignUp) -> NewOrganization:
+    violations = Violations()
+    name = violations.check(check_organization_name, request.organization_name)
+    slug = violations.check(normalize_slug, request.organization_slug)
+    email = violations.check(check_email, request.email)
+    violations.check(check_password, request.password, email)
+    first = violations.check(optional_text, request.first_name, "first_name", NAME_MAX)
+    last = violations.check(optional_text, request.last_name, "last_name", NAME_MAX)
+    violations.raise_if_any("invalid sign-up request")
+    return NewOrganization(name, slug, email, request.password, first, last)
+
+
+def login_slug(slug: str) -> str:
+    return slug.strip().lower()
+
+
+def login_email(email: str) -> str | None:
+    """The email as stored (check_email's form), or None when it cannot be one: the login
+    then fails like any other, after the same password work."""
+    try:
+        return check_email(email)
+    except InvalidArgument:
+        return None
+
+
+def validate_new_user(request: CreateUser) -> NewUser:
+    violations = Violations()
+    email = violations.check(check_email, request.user.email, "user.email")
+    violations.check(check_password, request.password, email)
+    first = violations.check(optional_text, request.user.first_name, "user.first_name", NAME_MAX)
+    last = violations.check(optional_text, request.user.last_name, "user.last_name", NAME_MAX)
+    role = violations.check(check_grantable_role, request.user.role or DEFAULT_ROLE)
+    request_id = violations.check(optional_uuid, request.request_id, "request_id")
+    violations.raise_if_any("invalid user")
+    return NewUser(email, request.password, first, last, role, request_id)
+
+
+def validate_user_update(request: UpdateUser) -> UserUpdate:
+    """AIP-134: the mask is required and names updatable fields only (email and password
+    have their own ways; the role cannot become SUPER_ADMIN)."""
+    violations = Violations()
+    user_id = violations.check(parse_uuid, request.id, "user.id")
+    violations.check(mask_paths, request.paths, USER_UPDATABLE)
+    changes: dict[str, object] = {}
+    for path in dict.fromkeys(request.paths):
+        if path in ("first_name", "last_name"):
+            changes[path] = violations.check(optional_text, getattr(request.user, path), f"user.{path}", NAME_MAX)
+        elif path == "role":
+            changes[path] = violations.check(check_grantable_role, request.user.role)
+        elif path == "is_active":
+            changes[path] = request.user.is_active
+    violations.raise_if_any("invalid user update")
+    return UserUpdate(user_id, changes, request.etag)
+
+
+def validate_organization_update(request: UpdateOrganization) -> OrganizationUpdate:
+    violations = Violations()
+    violations.check(mask_paths, request.paths, ORGANIZATION_UPDATABLE)
+    organization = request.organization
+    changes: dict[str, object] = {}
+    for path in dict.fromkeys(request.paths):
+        if path == "name":
+            changes[path] = violations.check(check_organization_name, organization.name, "organization.name")
+        elif path == "logo_url":
+            changes[path] = violations.check(check_logo_url, organization.logo_url)
+        elif path == "settings":
+            changes[path] = violations.check(json_object_text, organization.settings or {}, "organization.settings")
+    violations.raise_if_any("invalid organization update")
+    return OrganizationUpdate(changes, request.etag)
+
+
+def validate_password_change(old_password_ok: bool, new_password: str, email: str) -> None:
+    violations = Violations()
+    if not old_password_ok:
+        violations.add("old_password", "does not match the current password")
+    violations.check(check_password, new_password, email, "new_password")
+    violations.raise_if_any("invalid password change")
+
+
+def parse_refresh_token(token: str) -> tuple[UUID, str]:
+    """A refresh token is `<organization id>.<secret>`: (the organization, the secret)."""
+    org, _, secret = token.partition(".")
+    try:
+        return UUID(org), secret
+    except ValueError:
+        raise InvalidArgument.field("refresh_token", "is not a refresh token") from None
+
+
+def parse_organization_id(value: str) -> UUID:
+    return parse_uuid(value, "organization_id")
+
+
+def check_changeable(user: User) -> None:
+    if user.role == ROLE_SUPER_ADMIN:
+        raise PermissionDenied("a platform super admin cannot be changed here", reason="SUPER_ADMIN")
+
+
+def check_keeps_an_admin(active_admins: list[UUID], demoted: UUID) -> None:
+    """The organization must keep at least one active admin."""
+    if active_admins == [demoted]:
+        raise FailedPrecondition("the organization must keep at least one active admin", reason="LAST_ADMIN")
+
+
+def refresh_allowed(token: RefreshToken, user: User | None, now: datetime) -> bool:
+    """A refresh token works once, before it expires, for a user who is still active."""
+    return not token.spent and token.expires_at > now and user is not None and user.is_active
+
+
+# --- errors the repository raises for constraint violations ------------------------------------
+
+def slug_taken(slug: str) -> AlreadyExists:
+    return AlreadyExists(f"organization slug '{slug}' is taken", reason="SLUG_TAKEN", metadata={"slug": slug})
+
+
+def email_taken() -> AlreadyExists:
+    return AlreadyExists("a user with this email exists in the organization", reason="EMAIL_TAKEN")
+
+
+# --- passwords -----------------------------------------------------------------------------------
 
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(PASSWORD_HASHER.hash, password)

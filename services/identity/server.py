@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grpc import aio
 
+from libs.persistence import KeysetPager
 from libs.server.bootstrap import Resources, ServiceDefinition, main
 from libs.tenancy.tokens import load_signer
 from services.identity.policies import POLICIES
@@ -16,7 +17,7 @@ def register(server: aio.Server, resources: Resources) -> None:
     if resources.keys_dir is None:
         raise SystemExit("identity needs SOULKG_KEYS_DIR (its signing key and the public keys)")
     service = IdentityService(resources.db, load_signer(resources.keys_dir), resources.keys_dir,
-                              resources.page_tokens)
+                              KeysetPager(resources.page_tokens))
     identity_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(service), server)
     identity_pb2_grpc.add_OrganizationServiceServicer_to_server(OrganizationServicer(service), server)
     identity_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(service), server)

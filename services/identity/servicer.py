@@ -1,32 +1,40 @@
-"""identity's gRPC servicers: wire ↔ use cases. No rules and no SQL here."""
+"""identity's gRPC servicers: protobuf → the domain's typed requests, entities → protobuf.
+No rules and no SQL here: validation is in domain.py, SQL in repository.py."""
 
 from __future__ import annotations
 
-import asyncpg
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
-from libs.errors import InvalidArgument
 from libs.tenancy.context import require_principal
-from libs.validation import json_object_text, optional_text
-from libs.wire import enum_label, enum_value, json_to_struct, mask_paths, parse_uuid, timestamp
+from libs.wire import enum_label, enum_value, json_to_struct, parse_uuid, struct_to_dict, timestamp
 from services.identity import domain
 from services.identity.service import IdentityService, Session
 from soulkg.identity.v1 import enums_pb2, identity_pb2, identity_pb2_grpc
 
 
-def organization_message(row: asyncpg.Record) -> identity_pb2.Organization:
+def organization_message(organization: domain.Organization) -> identity_pb2.Organization:
     return identity_pb2.Organization(
-        id=str(row["id"]), name=row["name"], slug=row["slug"], logo_url=row["logo"],
-        settings=json_to_struct(row["settings"]), create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]))
+        id=str(organization.id), name=organization.name, slug=organization.slug, logo_url=organization.logo_url,
+        settings=json_to_struct(organization.settings), create_time=timestamp(organization.create_time),
+        update_time=timestamp(organization.update_time), etag=organization.etag)
 
 
-def user_message(row: asyncpg.Record) -> identity_pb2.User:
+def user_message(user: domain.User) -> identity_pb2.User:
     return identity_pb2.User(
-        id=str(row["id"]), email=row["email"], first_name=row["first_name"], last_name=row["last_name"],
-        role=enum_value(enums_pb2.UserRole, row["role"]), is_active=row["is_active"],
-        last_login_time=timestamp(row["last_login_at"]), create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]))
+        id=str(user.id), email=user.email, first_name=user.first_name, last_name=user.last_name,
+        role=enum_value(enums_pb2.UserRole, user.role), is_active=user.is_active,
+        last_login_time=timestamp(user.last_login_time), create_time=timestamp(user.create_time),
+        update_time=timestamp(user.update_time), etag=user.etag)
+
+
+def _optional(message, name: str):
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def user_fields(user: identity_pb2.User) -> domain.UserFields:
+    return domain.UserFields(email=user.email, first_name=_optional(user, "first_name"),
+                             last_name=_optional(user, "last_name"),
+                             role=enum_label(enums_pb2.UserRole, user.role, "user.role"), is_active=user.is_active)
 
 
 def _expiry(unix_seconds: int) -> timestamp_pb2.Timestamp:
@@ -43,16 +51,16 @@ class AuthServicer(identity_pb2_grpc.AuthServiceServicer):
         self.service = service
 
     async def SignUp(self, request, context):
-        session = await self.service.sign_up(
+        session = await self.service.sign_up(domain.SignUp(
             organization_name=request.organization_name, organization_slug=request.organization_slug,
             email=request.email, password=request.password, first_name=request.first_name,
-            last_name=request.last_name)
+            last_name=request.last_name))
         return identity_pb2.SignUpResponse(organization=organization_message(session.organization),
                                            user=user_message(session.user), **_session_fields(session))
 
     async def Login(self, request, context):
-        session = await self.service.login(organization_slug=request.organization_slug, email=request.email,
-                                           password=request.password)
+        session = await self.service.login(domain.Login(organization_slug=request.organization_slug,
+                                                        email=request.email, password=request.password))
         return identity_pb2.LoginResponse(user=user_message(session.user), **_session_fields(session))
 
     async def Refresh(self, request, context):
@@ -75,8 +83,6 @@ class AuthServicer(identity_pb2_grpc.AuthServiceServicer):
 
 
 class OrganizationServicer(identity_pb2_grpc.OrganizationServiceServicer):
-    UPDATABLE = ("name", "logo_url", "settings")
-
     def __init__(self, service: IdentityService) -> None:
         self.service = service
 
@@ -84,69 +90,38 @@ class OrganizationServicer(identity_pb2_grpc.OrganizationServiceServicer):
         return organization_message(await self.service.get_organization(require_principal()))
 
     async def UpdateOrganization(self, request, context):
-        principal = require_principal()
-        changes = {}
-        org = request.organization
-        for path in mask_paths(request.update_mask, self.UPDATABLE):
-            if path == "name":
-                changes["name"] = domain.check_organization_name(org.name, "organization.name")
-            elif path == "logo_url":
-                logo = org.logo_url.strip() if org.HasField("logo_url") else ""
-                if logo and not logo.startswith(("https://", "http://")):
-                    raise InvalidArgument.field("organization.logo_url", "must be an http(s) URL")
-                changes["logo"] = logo or None
-            elif path == "settings":
-                changes["settings"] = json_object_text(json_format.MessageToDict(org.settings),
-                                                       "organization.settings")
-        return organization_message(await self.service.update_organization(principal, changes))
+        organization = request.organization
+        fields = domain.OrganizationFields(
+            name=organization.name, logo_url=_optional(organization, "logo_url"),
+            settings=struct_to_dict(organization.settings, "organization.settings")
+            if organization.HasField("settings") else None)
+        updated = await self.service.update_organization(require_principal(), domain.UpdateOrganization(
+            fields, tuple(request.update_mask.paths), organization.etag))
+        return organization_message(updated)
 
 
 class UserServicer(identity_pb2_grpc.UserServiceServicer):
-    UPDATABLE = ("first_name", "last_name", "role", "is_active")
-
     def __init__(self, service: IdentityService) -> None:
         self.service = service
 
-    @staticmethod
-    def _role(value: int, field: str) -> str | None:
-        label = enum_label(enums_pb2.UserRole, value, field)
-        if label == domain.ROLE_SUPER_ADMIN:
-            raise InvalidArgument.field(field, "SUPER_ADMIN cannot be granted through this API")
-        return label
-
     async def CreateUser(self, request, context):
-        principal = require_principal()
-        user = request.user
-        row = await self.service.create_user(
-            principal, email=user.email, password=request.password, first_name=user.first_name,
-            last_name=user.last_name, role=self._role(user.role, "user.role") or domain.ROLE_MANAGER)
-        return user_message(row)
+        user = await self.service.create_user(require_principal(), domain.CreateUser(
+            user_fields(request.user), request.password, request.request_id))
+        return user_message(user)
 
     async def GetUser(self, request, context):
         require_principal()
         return user_message(await self.service.get_user(parse_uuid(request.id, "id")))
 
     async def ListUsers(self, request, context):
-        principal = require_principal()
-        rows, next_token = await self.service.list_users(principal, request.page_size, request.page_token)
-        return identity_pb2.ListUsersResponse(users=[user_message(r) for r in rows], next_page_token=next_token)
+        page = await self.service.list_users(require_principal(), request.page_size, request.page_token)
+        return identity_pb2.ListUsersResponse(users=[user_message(u) for u in page.items],
+                                              next_page_token=page.next_page_token)
 
     async def UpdateUser(self, request, context):
-        principal = require_principal()
-        user = request.user
-        user_id = parse_uuid(user.id, "user.id")
-        changes: dict = {}
-        for path in mask_paths(request.update_mask, self.UPDATABLE):
-            if path in ("first_name", "last_name"):
-                changes[path] = optional_text(getattr(user, path), f"user.{path}", domain.NAME_MAX)
-            elif path == "role":
-                role = self._role(user.role, "user.role")
-                if role is None:
-                    raise InvalidArgument.field("user.role", "is required (UNSPECIFIED is not allowed)")
-                changes["role"] = role
-            elif path == "is_active":
-                changes["is_active"] = user.is_active
-        return user_message(await self.service.update_user(principal, user_id, changes))
+        user = await self.service.update_user(require_principal(), domain.UpdateUser(
+            request.user.id, user_fields(request.user), tuple(request.update_mask.paths), request.user.etag))
+        return user_message(user)
 
     async def ChangePassword(self, request, context):
         await self.service.change_password(require_principal(), request.old_password, request.new_password)

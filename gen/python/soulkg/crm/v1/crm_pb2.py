@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
@@ -32,7 +33,7 @@ from soulkg.agents.v1 import enums_pb2 as soulkg_dot_agents_dot_v1_dot_enums__pb
 from soulkg.crm.v1 import enums_pb2 as soulkg_dot_crm_dot_v1_dot_enums__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17soulkg/crm/v1/crm.proto\x12\rsoulkg.crm.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csoulkg/agents/v1/enums.proto\x1a\x19soulkg/crm/v1/enums.proto\"\xc2\x04\n\x06\x43lient\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05phone\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05\x65mail\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nfirst_name\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlast_name\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x1f\n\x12preferred_language\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x31\n\x10\x63ultural_context\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x13\x61ssigned_partner_id\x18\n \x01(\tH\x04\x88\x01\x01\x12\x1e\n\x11prompt_variant_id\x18\x0b \x01(\tH\x05\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\x08\n\x06_emailB\r\n\x0b_first_nameB\x0c\n\n_last_nameB\x15\n\x13_preferred_languageB\x16\n\x14_assigned_partner_idB\x14\n\x12_prompt_variant_id\"\xc4\x03\n\x12\x43lientStatusChange\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tclient_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\nold_status\x18\x03 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x35\n\nnew_status\x18\x04 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x38\n\nchanged_by\x18\x05 \x01(\x0e\x32\x1e.soulkg.crm.v1.StatusChangedByB\x04\xe2\x41\x01\x03\x12%\n\x12\x63hanged_by_user_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x12@\n\x15\x63hanged_by_agent_type\x18\x07 \x01(\x0e\x32\x1b.soulkg.agents.v1.AgentTypeB\x04\xe2\x41\x01\x03\x12\x19\n\x06reason\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03H\x01\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\x15\n\x13_changed_by_user_idB\t\n\x07_reason\"B\n\x13\x43reateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.ClientB\x04\xe2\x41\x01\x02\"$\n\x10GetClientRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"i\n\x12ListClientsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"V\n\x13ListClientsResponse\x12&\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x15.soulkg.crm.v1.Client\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x13UpdateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.ClientB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\'\n\x13\x44\x65leteClientRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xe7\x01\n\x19\x43hangeClientStatusRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x38\n\nchanged_by\x18\x04 \x01(\x0e\x32\x1e.soulkg.crm.v1.StatusChangedByB\x04\xe2\x41\x01\x01\x12\x35\n\nagent_type\x18\x05 \x01(\x0e\x32\x1b.soulkg.agents.v1.AgentTypeB\x04\xe2\x41\x01\x01\"`\n\x1eListClientStatusHistoryRequest\x12\x17\n\tclient_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"n\n\x1fListClientStatusHistoryResponse\x12\x32\n\x07\x63hanges\x18\x01 \x03(\x0b\x32!.soulkg.crm.v1.ClientStatusChange\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x18\x46indClientByPhoneRequest\x12\x13\n\x05phone\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xbc\x01\n\x1fGetOrCreateClientByPhoneRequest\x12\x13\n\x05phone\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\nfirst_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlast_name\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1f\n\x12preferred_language\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\r\n\x0b_first_nameB\x0c\n\n_last_nameB\x15\n\x13_preferred_language\"Z\n GetOrCreateClientByPhoneResponse\x12%\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.Client\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\xe5\x08\n\rClientService\x12\x66\n\x0c\x43reateClient\x12\".soulkg.crm.v1.CreateClientRequest\x1a\x15.soulkg.crm.v1.Client\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/clients:\x06\x63lient\x12]\n\tGetClient\x12\x1f.soulkg.crm.v1.GetClientRequest\x1a\x15.soulkg.crm.v1.Client\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/clients/{id}\x12i\n\x0bListClients\x12!.soulkg.crm.v1.ListClientsRequest\x1a\".soulkg.crm.v1.ListClientsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/clients\x12r\n\x0cUpdateClient\x12\".soulkg.crm.v1.UpdateClientRequest\x1a\x15.soulkg.crm.v1.Client\"\'\x82\xd3\xe4\x93\x02!2\x17/v1/clients/{client.id}:\x06\x63lient\x12\x64\n\x0c\x44\x65leteClient\x12\".soulkg.crm.v1.DeleteClientRequest\x1a\x16.google.protobuf.Empty\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/clients/{id}\x12\x7f\n\x12\x43hangeClientStatus\x12(.soulkg.crm.v1.ChangeClientStatusRequest\x1a\x15.soulkg.crm.v1.Client\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/clients/{id}:changeStatus:\x01*\x12\xa7\x01\n\x17ListClientStatusHistory\x12-.soulkg.crm.v1.ListClientStatusHistoryRequest\x1a..soulkg.crm.v1.ListClientStatusHistoryResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/clients/{client_id}/statusHistory\x12t\n\x11\x46indClientByPhone\x12\'.soulkg.crm.v1.FindClientByPhoneRequest\x1a\x15.soulkg.crm.v1.Client\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/clients:findByPhone\x12\xa6\x01\n\x18GetOrCreateClientByPhone\x12..soulkg.crm.v1.GetOrCreateClientByPhoneRequest\x1a/.soulkg.crm.v1.GetOrCreateClientByPhoneResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/clients:getOrCreateByPhone:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17soulkg/crm/v1/crm.proto\x12\rsoulkg.crm.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csoulkg/agents/v1/enums.proto\x1a\x19soulkg/crm/v1/enums.proto\"\xd6\x04\n\x06\x43lient\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05phone\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05\x65mail\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nfirst_name\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlast_name\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x31\n\x06status\x18\x06 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x1f\n\x12preferred_language\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x31\n\x10\x63ultural_context\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x13\x61ssigned_partner_id\x18\n \x01(\tH\x04\x88\x01\x01\x12\x1e\n\x11prompt_variant_id\x18\x0b \x01(\tH\x05\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01\x42\x08\n\x06_emailB\r\n\x0b_first_nameB\x0c\n\n_last_nameB\x15\n\x13_preferred_languageB\x16\n\x14_assigned_partner_idB\x14\n\x12_prompt_variant_id\"\xc4\x03\n\x12\x43lientStatusChange\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tclient_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\nold_status\x18\x03 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x35\n\nnew_status\x18\x04 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x03\x12\x38\n\nchanged_by\x18\x05 \x01(\x0e\x32\x1e.soulkg.crm.v1.StatusChangedByB\x04\xe2\x41\x01\x03\x12%\n\x12\x63hanged_by_user_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x12@\n\x15\x63hanged_by_agent_type\x18\x07 \x01(\x0e\x32\x1b.soulkg.agents.v1.AgentTypeB\x04\xe2\x41\x01\x03\x12\x19\n\x06reason\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03H\x01\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\x15\n\x13_changed_by_user_idB\t\n\x07_reason\"d\n\x13\x43reateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.ClientB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"$\n\x10GetClientRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"i\n\x12ListClientsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"V\n\x13ListClientsResponse\x12&\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x15.soulkg.crm.v1.Client\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x13UpdateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.ClientB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\";\n\x13\x44\x65leteClientRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\xe7\x01\n\x19\x43hangeClientStatusRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32\x1b.soulkg.crm.v1.ClientStatusB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x38\n\nchanged_by\x18\x04 \x01(\x0e\x32\x1e.soulkg.crm.v1.StatusChangedByB\x04\xe2\x41\x01\x01\x12\x35\n\nagent_type\x18\x05 \x01(\x0e\x32\x1b.soulkg.agents.v1.AgentTypeB\x04\xe2\x41\x01\x01\"`\n\x1eListClientStatusHistoryRequest\x12\x17\n\tclient_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"n\n\x1fListClientStatusHistoryResponse\x12\x32\n\x07\x63hanges\x18\x01 \x03(\x0b\x32!.soulkg.crm.v1.ClientStatusChange\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x18\x46indClientByPhoneRequest\x12\x13\n\x05phone\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xbc\x01\n\x1fGetOrCreateClientByPhoneRequest\x12\x13\n\x05phone\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\nfirst_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlast_name\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1f\n\x12preferred_language\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\r\n\x0b_first_nameB\x0c\n\n_last_nameB\x15\n\x13_preferred_language\"Z\n GetOrCreateClientByPhoneResponse\x12%\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x15.soulkg.crm.v1.Client\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x32\xe5\x08\n\rClientService\x12\x66\n\x0c\x43reateClient\x12\".soulkg.crm.v1.CreateClientRequest\x1a\x15.soulkg.crm.v1.Client\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/clients:\x06\x63lient\x12]\n\tGetClient\x12\x1f.soulkg.crm.v1.GetClientRequest\x1a\x15.soulkg.crm.v1.Client\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/clients/{id}\x12i\n\x0bListClients\x12!.soulkg.crm.v1.ListClientsRequest\x1a\".soulkg.crm.v1.ListClientsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/clients\x12r\n\x0cUpdateClient\x12\".soulkg.crm.v1.UpdateClientRequest\x1a\x15.soulkg.crm.v1.Client\"\'\x82\xd3\xe4\x93\x02!2\x17/v1/clients/{client.id}:\x06\x63lient\x12\x64\n\x0c\x44\x65leteClient\x12\".soulkg.crm.v1.DeleteClientRequest\x1a\x16.google.protobuf.Empty\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/clients/{id}\x12\x7f\n\x12\x43hangeClientStatus\x12(.soulkg.crm.v1.ChangeClientStatusRequest\x1a\x15.soulkg.crm.v1.Client\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/clients/{id}:changeStatus:\x01*\x12\xa7\x01\n\x17ListClientStatusHistory\x12-.soulkg.crm.v1.ListClientStatusHistoryRequest\x1a..soulkg.crm.v1.ListClientStatusHistoryResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/clients/{client_id}/statusHistory\x12t\n\x11\x46indClientByPhone\x12\'.soulkg.crm.v1.FindClientByPhoneRequest\x1a\x15.soulkg.crm.v1.Client\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/clients:findByPhone\x12\xa6\x01\n\x18GetOrCreateClientByPhone\x12..soulkg.crm.v1.GetOrCreateClientByPhoneRequest\x1a/.soulkg.crm.v1.GetOrCreateClientByPhoneResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/clients:getOrCreateByPhone:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLIENT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_CLIENT'].fields_by_name['update_time']._loaded_options = None
   _globals['_CLIENT'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_CLIENT'].fields_by_name['etag']._loaded_options = None
+  _globals['_CLIENT'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_CLIENTSTATUSCHANGE'].fields_by_name['id']._loaded_options = None
   _globals['_CLIENTSTATUSCHANGE'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_CLIENTSTATUSCHANGE'].fields_by_name['client_id']._loaded_options = None
@@ -69,6 +72,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLIENTSTATUSCHANGE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_CREATECLIENTREQUEST'].fields_by_name['client']._loaded_options = None
   _globals['_CREATECLIENTREQUEST'].fields_by_name['client']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECLIENTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATECLIENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
   _globals['_GETCLIENTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_GETCLIENTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_LISTCLIENTSREQUEST'].fields_by_name['filter']._loaded_options = None
@@ -77,8 +82,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCLIENTSREQUEST'].fields_by_name['order_by']._serialized_options = b'\342A\001\001'
   _globals['_UPDATECLIENTREQUEST'].fields_by_name['client']._loaded_options = None
   _globals['_UPDATECLIENTREQUEST'].fields_by_name['client']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECLIENTREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATECLIENTREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
   _globals['_DELETECLIENTREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_DELETECLIENTREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETECLIENTREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_DELETECLIENTREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_CHANGECLIENTSTATUSREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_CHANGECLIENTSTATUSREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_CHANGECLIENTSTATUSREQUEST'].fields_by_name['status']._loaded_options = None
@@ -113,34 +122,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLIENTSERVICE'].methods_by_name['FindClientByPhone']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/clients:findByPhone'
   _globals['_CLIENTSERVICE'].methods_by_name['GetOrCreateClientByPhone']._loaded_options = None
   _globals['_CLIENTSERVICE'].methods_by_name['GetOrCreateClientByPhone']._serialized_options = b'\202\323\344\223\002#\"\036/v1/clients:getOrCreateByPhone:\001*'
-  _globals['_CLIENT']._serialized_start=289
-  _globals['_CLIENT']._serialized_end=867
-  _globals['_CLIENTSTATUSCHANGE']._serialized_start=870
-  _globals['_CLIENTSTATUSCHANGE']._serialized_end=1322
-  _globals['_CREATECLIENTREQUEST']._serialized_start=1324
-  _globals['_CREATECLIENTREQUEST']._serialized_end=1390
-  _globals['_GETCLIENTREQUEST']._serialized_start=1392
-  _globals['_GETCLIENTREQUEST']._serialized_end=1428
-  _globals['_LISTCLIENTSREQUEST']._serialized_start=1430
-  _globals['_LISTCLIENTSREQUEST']._serialized_end=1535
-  _globals['_LISTCLIENTSRESPONSE']._serialized_start=1537
-  _globals['_LISTCLIENTSRESPONSE']._serialized_end=1623
-  _globals['_UPDATECLIENTREQUEST']._serialized_start=1625
-  _globals['_UPDATECLIENTREQUEST']._serialized_end=1740
-  _globals['_DELETECLIENTREQUEST']._serialized_start=1742
-  _globals['_DELETECLIENTREQUEST']._serialized_end=1781
-  _globals['_CHANGECLIENTSTATUSREQUEST']._serialized_start=1784
-  _globals['_CHANGECLIENTSTATUSREQUEST']._serialized_end=2015
-  _globals['_LISTCLIENTSTATUSHISTORYREQUEST']._serialized_start=2017
-  _globals['_LISTCLIENTSTATUSHISTORYREQUEST']._serialized_end=2113
-  _globals['_LISTCLIENTSTATUSHISTORYRESPONSE']._serialized_start=2115
-  _globals['_LISTCLIENTSTATUSHISTORYRESPONSE']._serialized_end=2225
-  _globals['_FINDCLIENTBYPHONEREQUEST']._serialized_start=2227
-  _globals['_FINDCLIENTBYPHONEREQUEST']._serialized_end=2274
-  _globals['_GETORCREATECLIENTBYPHONEREQUEST']._serialized_start=2277
-  _globals['_GETORCREATECLIENTBYPHONEREQUEST']._serialized_end=2465
-  _globals['_GETORCREATECLIENTBYPHONERESPONSE']._serialized_start=2467
-  _globals['_GETORCREATECLIENTBYPHONERESPONSE']._serialized_end=2557
-  _globals['_CLIENTSERVICE']._serialized_start=2560
-  _globals['_CLIENTSERVICE']._serialized_end=3685
+  _globals['_CLIENT']._serialized_start=318
+  _globals['_CLIENT']._serialized_end=916
+  _globals['_CLIENTSTATUSCHANGE']._serialized_start=919
+  _globals['_CLIENTSTATUSCHANGE']._serialized_end=1371
+  _globals['_CREATECLIENTREQUEST']._serialized_start=1373
+  _globals['_CREATECLIENTREQUEST']._serialized_end=1473
+  _globals['_GETCLIENTREQUEST']._serialized_start=1475
+  _globals['_GETCLIENTREQUEST']._serialized_end=1511
+  _globals['_LISTCLIENTSREQUEST']._serialized_start=1513
+  _globals['_LISTCLIENTSREQUEST']._serialized_end=1618
+  _globals['_LISTCLIENTSRESPONSE']._serialized_start=1620
+  _globals['_LISTCLIENTSRESPONSE']._serialized_end=1706
+  _globals['_UPDATECLIENTREQUEST']._serialized_start=1708
+  _globals['_UPDATECLIENTREQUEST']._serialized_end=1829
+  _globals['_DELETECLIENTREQUEST']._serialized_start=1831
+  _globals['_DELETECLIENTREQUEST']._serialized_end=1890
+  _globals['_CHANGECLIENTSTATUSREQUEST']._serialized_start=1893
+  _globals['_CHANGECLIENTSTATUSREQUEST']._serialized_end=2124
+  _globals['_LISTCLIENTSTATUSHISTORYREQUEST']._serialized_start=2126
+  _globals['_LISTCLIENTSTATUSHISTORYREQUEST']._serialized_end=2222
+  _globals['_LISTCLIENTSTATUSHISTORYRESPONSE']._serialized_start=2224
+  _globals['_LISTCLIENTSTATUSHISTORYRESPONSE']._serialized_end=2334
+  _globals['_FINDCLIENTBYPHONEREQUEST']._serialized_start=2336
+  _globals['_FINDCLIENTBYPHONEREQUEST']._serialized_end=2383
+  _globals['_GETORCREATECLIENTBYPHONEREQUEST']._serialized_start=2386
+  _globals['_GETORCREATECLIENTBYPHONEREQUEST']._serialized_end=2574
+  _globals['_GETORCREATECLIENTBYPHONERESPONSE']._serialized_start=2576
+  _globals['_GETORCREATECLIENTBYPHONERESPONSE']._serialized_end=2666
+  _globals['_CLIENTSERVICE']._serialized_start=2669
+  _globals['_CLIENTSERVICE']._serialized_end=3794
 # @@protoc_insertion_point(module_scope)

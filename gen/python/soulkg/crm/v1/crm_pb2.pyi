@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import field_info_pb2 as _field_info_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -17,7 +18,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Client(_message.Message):
-    __slots__ = ("id", "phone", "email", "first_name", "last_name", "status", "preferred_language", "cultural_context", "metadata", "assigned_partner_id", "prompt_variant_id", "create_time", "update_time")
+    __slots__ = ("id", "phone", "email", "first_name", "last_name", "status", "preferred_language", "cultural_context", "metadata", "assigned_partner_id", "prompt_variant_id", "create_time", "update_time", "etag")
     ID_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +32,7 @@ class Client(_message.Message):
     PROMPT_VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     id: str
     phone: str
     email: str
@@ -44,7 +46,8 @@ class Client(_message.Message):
     prompt_variant_id: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., first_name: _Optional[str] = ..., last_name: _Optional[str] = ..., status: _Optional[_Union[_enums_pb2_1.ClientStatus, str]] = ..., preferred_language: _Optional[str] = ..., cultural_context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., assigned_partner_id: _Optional[str] = ..., prompt_variant_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    etag: str
+    def __init__(self, id: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., first_name: _Optional[str] = ..., last_name: _Optional[str] = ..., status: _Optional[_Union[_enums_pb2_1.ClientStatus, str]] = ..., preferred_language: _Optional[str] = ..., cultural_context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., assigned_partner_id: _Optional[str] = ..., prompt_variant_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ClientStatusChange(_message.Message):
     __slots__ = ("id", "client_id", "old_status", "new_status", "changed_by", "changed_by_user_id", "changed_by_agent_type", "reason", "create_time")
@@ -69,10 +72,12 @@ class ClientStatusChange(_message.Message):
     def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., old_status: _Optional[_Union[_enums_pb2_1.ClientStatus, str]] = ..., new_status: _Optional[_Union[_enums_pb2_1.ClientStatus, str]] = ..., changed_by: _Optional[_Union[_enums_pb2_1.StatusChangedBy, str]] = ..., changed_by_user_id: _Optional[str] = ..., changed_by_agent_type: _Optional[_Union[_enums_pb2.AgentType, str]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateClientRequest(_message.Message):
-    __slots__ = ("client",)
+    __slots__ = ("client", "request_id")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     client: Client
-    def __init__(self, client: _Optional[_Union[Client, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, client: _Optional[_Union[Client, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetClientRequest(_message.Message):
     __slots__ = ("id",)
@@ -109,10 +114,12 @@ class UpdateClientRequest(_message.Message):
     def __init__(self, client: _Optional[_Union[Client, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class DeleteClientRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "etag")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    etag: str
+    def __init__(self, id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ChangeClientStatusRequest(_message.Message):
     __slots__ = ("id", "status", "reason", "changed_by", "agent_type")

@@ -30,6 +30,38 @@ class ClientServiceStub:
     """Clients (leads and customers) of the caller's organization and the history
     of their sales-funnel status. The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "crm.soulkg.dev"), with the
+    status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListClients' `filter` does not parse or
+    names an unknown field or value.
+    * CLIENT_NOT_FOUND (NOT_FOUND): no such client in the caller's organization
+    (another organization's client looks exactly the same).
+    * PHONE_TAKEN (ALREADY_EXISTS): another client of the organization has the
+    phone (CreateClient, UpdateClient).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent with UpdateClient or DeleteClient
+    is not the client's current one: read it again and retry.
+    * STATUS_UNCHANGED (FAILED_PRECONDITION): ChangeClientStatus to the status
+    the client already has.
+    * CHANGED_BY_NOT_ALLOWED (PERMISSION_DENIED): ChangeClientStatus with a
+    `changed_by` the caller may not record (users record HUMAN changes,
+    services AI or SYSTEM ones).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -89,12 +121,45 @@ class ClientServiceServicer:
     """Clients (leads and customers) of the caller's organization and the history
     of their sales-funnel status. The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "crm.soulkg.dev"), with the
+    status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListClients' `filter` does not parse or
+    names an unknown field or value.
+    * CLIENT_NOT_FOUND (NOT_FOUND): no such client in the caller's organization
+    (another organization's client looks exactly the same).
+    * PHONE_TAKEN (ALREADY_EXISTS): another client of the organization has the
+    phone (CreateClient, UpdateClient).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent with UpdateClient or DeleteClient
+    is not the client's current one: read it again and retry.
+    * STATUS_UNCHANGED (FAILED_PRECONDITION): ChangeClientStatus to the status
+    the client already has.
+    * CHANGED_BY_NOT_ALLOWED (PERMISSION_DENIED): ChangeClientStatus with a
+    `changed_by` the caller may not record (users record HUMAN changes,
+    services AI or SYSTEM ones).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def CreateClient(self, request, context):
         """Creates a client. The new client starts as `CLIENT_STATUS_NEW_LEAD` and
         gets a first status history row. Fails with `ALREADY_EXISTS` when the
-        organization already has a client with the same phone.
+        organization already has a client with the same phone. Idempotent with a
+        `request_id`: a retry returns the client the first call created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,14 +183,16 @@ class ClientServiceServicer:
     def UpdateClient(self, request, context):
         """Updates a client. `status` cannot be changed here: use
         ChangeClientStatus. Fails with `ALREADY_EXISTS` when the new phone
-        belongs to another client of the organization.
+        belongs to another client of the organization, and with `ABORTED` when
+        `client.etag` is set and the client changed since it was read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteClient(self, request, context):
-        """Deletes a client together with its status history.
+        """Deletes a client together with its status history. Fails with `ABORTED`
+        when `etag` is set and the client changed since it was read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,6 +293,38 @@ class ClientService:
     """Clients (leads and customers) of the caller's organization and the history
     of their sales-funnel status. The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "crm.soulkg.dev"), with the
+    status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListClients' `filter` does not parse or
+    names an unknown field or value.
+    * CLIENT_NOT_FOUND (NOT_FOUND): no such client in the caller's organization
+    (another organization's client looks exactly the same).
+    * PHONE_TAKEN (ALREADY_EXISTS): another client of the organization has the
+    phone (CreateClient, UpdateClient).
+    * ETAG_MISMATCH (ABORTED): the `etag` sent with UpdateClient or DeleteClient
+    is not the client's current one: read it again and retry.
+    * STATUS_UNCHANGED (FAILED_PRECONDITION): ChangeClientStatus to the status
+    the client already has.
+    * CHANGED_BY_NOT_ALLOWED (PERMISSION_DENIED): ChangeClientStatus with a
+    `changed_by` the caller may not record (users record HUMAN changes,
+    services AI or SYSTEM ones).
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod

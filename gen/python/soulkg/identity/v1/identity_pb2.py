@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from soulkg.identity.v1 import enums_pb2 as soulkg_dot_identity_dot_v1_dot_enums__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!soulkg/identity/v1/identity.proto\x12\x12soulkg.identity.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esoulkg/identity/v1/enums.proto\"\xff\x01\n\x0cOrganization\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x05\x12\x15\n\x08logo_url\x18\x04 \x01(\tH\x00\x88\x01\x01\x12)\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\x0b\n\t_logo_url\"\xe3\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\nfirst_name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlast_name\x18\x04 \x01(\tH\x01\x88\x01\x01\x12*\n\x04role\x18\x05 \x01(\x0e\x32\x1c.soulkg.identity.v1.UserRole\x12\x11\n\tis_active\x18\x06 \x01(\x08\x12\x39\n\x0flast_login_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\r\n\x0b_first_nameB\x0c\n\n_last_name\"C\n\tPublicKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\t\"\xa5\x01\n\rSignUpRequest\x12\x1f\n\x11organization_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11organization_slug\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nfirst_name\x18\x05 \x01(\t\x12\x11\n\tlast_name\x18\x06 \x01(\t\"\xdb\x01\n\x0eSignUpResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x36\n\x0corganization\x18\x03 \x01(\x0b\x32 .soulkg.identity.v1.Organization\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.soulkg.identity.v1.User\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x0cLoginRequest\x12\x1f\n\x11organization_slug\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\xa2\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.soulkg.identity.v1.User\"-\n\x0eRefreshRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"|\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\rLogoutRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x10\n\x0eLogoutResponse\"\x16\n\x14GetPublicKeysRequest\"D\n\x15GetPublicKeysResponse\x12+\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.soulkg.identity.v1.PublicKey\"n\n\x18IssueServiceTokenRequest\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cservice_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tassertion\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"o\n\x19IssueServiceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16GetOrganizationRequest\"\x8a\x01\n\x19UpdateOrganizationRequest\x12<\n\x0corganization\x18\x01 \x01(\x0b\x32 .soulkg.identity.v1.OrganizationB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"Y\n\x11\x43reateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x18.soulkg.identity.v1.UserB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\"\n\x0eGetUserRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x11ListUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.soulkg.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x11UpdateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x18.soulkg.identity.v1.UserB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"O\n\x15\x43hangePasswordRequest\x12\x1a\n\x0cold_password\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cnew_password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x18\n\x16\x43hangePasswordResponse2\xdf\x05\n\x0b\x41uthService\x12k\n\x06SignUp\x12!.soulkg.identity.v1.SignUpRequest\x1a\".soulkg.identity.v1.SignUpResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth:signUp:\x01*\x12g\n\x05Login\x12 .soulkg.identity.v1.LoginRequest\x1a!.soulkg.identity.v1.LoginResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth:login:\x01*\x12o\n\x07Refresh\x12\".soulkg.identity.v1.RefreshRequest\x1a#.soulkg.identity.v1.RefreshResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth:refresh:\x01*\x12k\n\x06Logout\x12!.soulkg.identity.v1.LogoutRequest\x1a\".soulkg.identity.v1.LogoutResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth:logout:\x01*\x12\x81\x01\n\rGetPublicKeys\x12(.soulkg.identity.v1.GetPublicKeysRequest\x1a).soulkg.identity.v1.GetPublicKeysResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/auth/publicKeys\x12\x97\x01\n\x11IssueServiceToken\x12,.soulkg.identity.v1.IssueServiceTokenRequest\x1a-.soulkg.identity.v1.IssueServiceTokenResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/auth:issueServiceToken:\x01*2\xa0\x02\n\x13OrganizationService\x12y\n\x0fGetOrganization\x12*.soulkg.identity.v1.GetOrganizationRequest\x1a .soulkg.identity.v1.Organization\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/organization\x12\x8d\x01\n\x12UpdateOrganization\x12-.soulkg.identity.v1.UpdateOrganizationRequest\x1a .soulkg.identity.v1.Organization\"&\x82\xd3\xe4\x93\x02 2\x10/v1/organization:\x0corganization2\xc4\x04\n\x0bUserService\x12\x63\n\nCreateUser\x12%.soulkg.identity.v1.CreateUserRequest\x1a\x18.soulkg.identity.v1.User\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12_\n\x07GetUser\x12\".soulkg.identity.v1.GetUserRequest\x1a\x18.soulkg.identity.v1.User\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/users/{id}\x12k\n\tListUsers\x12$.soulkg.identity.v1.ListUsersRequest\x1a%.soulkg.identity.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12p\n\nUpdateUser\x12%.soulkg.identity.v1.UpdateUserRequest\x1a\x18.soulkg.identity.v1.User\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/users/{user.id}:\x04user\x12\x8f\x01\n\x0e\x43hangePassword\x12).soulkg.identity.v1.ChangePasswordRequest\x1a*.soulkg.identity.v1.ChangePasswordResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!soulkg/identity/v1/identity.proto\x12\x12soulkg.identity.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esoulkg/identity/v1/enums.proto\"\x93\x02\n\x0cOrganization\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x05\x12\x15\n\x08logo_url\x18\x04 \x01(\tH\x00\x88\x01\x01\x12)\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x42\x0b\n\t_logo_url\"\xf7\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\nfirst_name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlast_name\x18\x04 \x01(\tH\x01\x88\x01\x01\x12*\n\x04role\x18\x05 \x01(\x0e\x32\x1c.soulkg.identity.v1.UserRole\x12\x11\n\tis_active\x18\x06 \x01(\x08\x12\x39\n\x0flast_login_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\n \x01(\tB\x04\xe2\x41\x01\x01\x42\r\n\x0b_first_nameB\x0c\n\n_last_name\"C\n\tPublicKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\t\"\xa5\x01\n\rSignUpRequest\x12\x1f\n\x11organization_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11organization_slug\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nfirst_name\x18\x05 \x01(\t\x12\x11\n\tlast_name\x18\x06 \x01(\t\"\xdb\x01\n\x0eSignUpResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x36\n\x0corganization\x18\x03 \x01(\x0b\x32 .soulkg.identity.v1.Organization\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.soulkg.identity.v1.User\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x0cLoginRequest\x12\x1f\n\x11organization_slug\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\xa2\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.soulkg.identity.v1.User\"-\n\x0eRefreshRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"|\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\rLogoutRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x10\n\x0eLogoutResponse\"\x16\n\x14GetPublicKeysRequest\"D\n\x15GetPublicKeysResponse\x12+\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.soulkg.identity.v1.PublicKey\"n\n\x18IssueServiceTokenRequest\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cservice_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tassertion\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"o\n\x19IssueServiceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16GetOrganizationRequest\"\x90\x01\n\x19UpdateOrganizationRequest\x12<\n\x0corganization\x18\x01 \x01(\x0b\x32 .soulkg.identity.v1.OrganizationB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"{\n\x11\x43reateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x18.soulkg.identity.v1.UserB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\nrequest_id\x18\x03 \x01(\tB\x0c\xe2\x41\x01\x01\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"\"\n\x0eGetUserRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x11ListUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.soulkg.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x11UpdateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x18.soulkg.identity.v1.UserB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"O\n\x15\x43hangePasswordRequest\x12\x1a\n\x0cold_password\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cnew_password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x18\n\x16\x43hangePasswordResponse2\xdf\x05\n\x0b\x41uthService\x12k\n\x06SignUp\x12!.soulkg.identity.v1.SignUpRequest\x1a\".soulkg.identity.v1.SignUpResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth:signUp:\x01*\x12g\n\x05Login\x12 .soulkg.identity.v1.LoginRequest\x1a!.soulkg.identity.v1.LoginResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth:login:\x01*\x12o\n\x07Refresh\x12\".soulkg.identity.v1.RefreshRequest\x1a#.soulkg.identity.v1.RefreshResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth:refresh:\x01*\x12k\n\x06Logout\x12!.soulkg.identity.v1.LogoutRequest\x1a\".soulkg.identity.v1.LogoutResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth:logout:\x01*\x12\x81\x01\n\rGetPublicKeys\x12(.soulkg.identity.v1.GetPublicKeysRequest\x1a).soulkg.identity.v1.GetPublicKeysResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/auth/publicKeys\x12\x97\x01\n\x11IssueServiceToken\x12,.soulkg.identity.v1.IssueServiceTokenRequest\x1a-.soulkg.identity.v1.IssueServiceTokenResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/auth:issueServiceToken:\x01*2\xa0\x02\n\x13OrganizationService\x12y\n\x0fGetOrganization\x12*.soulkg.identity.v1.GetOrganizationRequest\x1a .soulkg.identity.v1.Organization\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/organization\x12\x8d\x01\n\x12UpdateOrganization\x12-.soulkg.identity.v1.UpdateOrganizationRequest\x1a .soulkg.identity.v1.Organization\"&\x82\xd3\xe4\x93\x02 2\x10/v1/organization:\x0corganization2\xc4\x04\n\x0bUserService\x12\x63\n\nCreateUser\x12%.soulkg.identity.v1.CreateUserRequest\x1a\x18.soulkg.identity.v1.User\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12_\n\x07GetUser\x12\".soulkg.identity.v1.GetUserRequest\x1a\x18.soulkg.identity.v1.User\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/users/{id}\x12k\n\tListUsers\x12$.soulkg.identity.v1.ListUsersRequest\x1a%.soulkg.identity.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12p\n\nUpdateUser\x12%.soulkg.identity.v1.UpdateUserRequest\x1a\x18.soulkg.identity.v1.User\"!\x82\xd3\xe4\x93\x02\x1b\x32\x13/v1/users/{user.id}:\x04user\x12\x8f\x01\n\x0e\x43hangePassword\x12).soulkg.identity.v1.ChangePasswordRequest\x1a*.soulkg.identity.v1.ChangePasswordResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +46,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORGANIZATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_ORGANIZATION'].fields_by_name['update_time']._loaded_options = None
   _globals['_ORGANIZATION'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_ORGANIZATION'].fields_by_name['etag']._loaded_options = None
+  _globals['_ORGANIZATION'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_USER'].fields_by_name['id']._loaded_options = None
   _globals['_USER'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['email']._loaded_options = None
@@ -55,6 +58,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USER'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['update_time']._loaded_options = None
   _globals['_USER'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_USER'].fields_by_name['etag']._loaded_options = None
+  _globals['_USER'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_SIGNUPREQUEST'].fields_by_name['organization_name']._loaded_options = None
   _globals['_SIGNUPREQUEST'].fields_by_name['organization_name']._serialized_options = b'\342A\001\002'
   _globals['_SIGNUPREQUEST'].fields_by_name['organization_slug']._loaded_options = None
@@ -81,14 +86,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUESERVICETOKENREQUEST'].fields_by_name['assertion']._serialized_options = b'\342A\001\002'
   _globals['_UPDATEORGANIZATIONREQUEST'].fields_by_name['organization']._loaded_options = None
   _globals['_UPDATEORGANIZATIONREQUEST'].fields_by_name['organization']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEORGANIZATIONREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATEORGANIZATIONREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
   _globals['_CREATEUSERREQUEST'].fields_by_name['user']._loaded_options = None
   _globals['_CREATEUSERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002'
   _globals['_CREATEUSERREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_CREATEUSERREQUEST'].fields_by_name['password']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEUSERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEUSERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001\342\214\317\327\010\002\010\001'
   _globals['_GETUSERREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_GETUSERREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._loaded_options = None
   _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
   _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['old_password']._loaded_options = None
   _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['old_password']._serialized_options = b'\342A\001\002'
   _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
@@ -119,58 +130,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\202\323\344\223\002\0332\023/v1/users/{user.id}:\004user'
   _globals['_USERSERVICE'].methods_by_name['ChangePassword']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\202\323\344\223\002 \"\033/v1/users/me:changePassword:\001*'
-  _globals['_ORGANIZATION']._serialized_start=250
-  _globals['_ORGANIZATION']._serialized_end=505
-  _globals['_USER']._serialized_start=508
-  _globals['_USER']._serialized_end=863
-  _globals['_PUBLICKEY']._serialized_start=865
-  _globals['_PUBLICKEY']._serialized_end=932
-  _globals['_SIGNUPREQUEST']._serialized_start=935
-  _globals['_SIGNUPREQUEST']._serialized_end=1100
-  _globals['_SIGNUPRESPONSE']._serialized_start=1103
-  _globals['_SIGNUPRESPONSE']._serialized_end=1322
-  _globals['_LOGINREQUEST']._serialized_start=1324
-  _globals['_LOGINREQUEST']._serialized_end=1416
-  _globals['_LOGINRESPONSE']._serialized_start=1419
-  _globals['_LOGINRESPONSE']._serialized_end=1581
-  _globals['_REFRESHREQUEST']._serialized_start=1583
-  _globals['_REFRESHREQUEST']._serialized_end=1628
-  _globals['_REFRESHRESPONSE']._serialized_start=1630
-  _globals['_REFRESHRESPONSE']._serialized_end=1754
-  _globals['_LOGOUTREQUEST']._serialized_start=1756
-  _globals['_LOGOUTREQUEST']._serialized_end=1800
-  _globals['_LOGOUTRESPONSE']._serialized_start=1802
-  _globals['_LOGOUTRESPONSE']._serialized_end=1818
-  _globals['_GETPUBLICKEYSREQUEST']._serialized_start=1820
-  _globals['_GETPUBLICKEYSREQUEST']._serialized_end=1842
-  _globals['_GETPUBLICKEYSRESPONSE']._serialized_start=1844
-  _globals['_GETPUBLICKEYSRESPONSE']._serialized_end=1912
-  _globals['_ISSUESERVICETOKENREQUEST']._serialized_start=1914
-  _globals['_ISSUESERVICETOKENREQUEST']._serialized_end=2024
-  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_start=2026
-  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_end=2137
-  _globals['_GETORGANIZATIONREQUEST']._serialized_start=2139
-  _globals['_GETORGANIZATIONREQUEST']._serialized_end=2163
-  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_start=2166
-  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_end=2304
-  _globals['_CREATEUSERREQUEST']._serialized_start=2306
-  _globals['_CREATEUSERREQUEST']._serialized_end=2395
-  _globals['_GETUSERREQUEST']._serialized_start=2397
-  _globals['_GETUSERREQUEST']._serialized_end=2431
-  _globals['_LISTUSERSREQUEST']._serialized_start=2433
-  _globals['_LISTUSERSREQUEST']._serialized_end=2490
-  _globals['_LISTUSERSRESPONSE']._serialized_start=2492
-  _globals['_LISTUSERSRESPONSE']._serialized_end=2577
-  _globals['_UPDATEUSERREQUEST']._serialized_start=2579
-  _globals['_UPDATEUSERREQUEST']._serialized_end=2693
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=2695
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=2774
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=2776
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=2800
-  _globals['_AUTHSERVICE']._serialized_start=2803
-  _globals['_AUTHSERVICE']._serialized_end=3538
-  _globals['_ORGANIZATIONSERVICE']._serialized_start=3541
-  _globals['_ORGANIZATIONSERVICE']._serialized_end=3829
-  _globals['_USERSERVICE']._serialized_start=3832
-  _globals['_USERSERVICE']._serialized_end=4412
+  _globals['_ORGANIZATION']._serialized_start=279
+  _globals['_ORGANIZATION']._serialized_end=554
+  _globals['_USER']._serialized_start=557
+  _globals['_USER']._serialized_end=932
+  _globals['_PUBLICKEY']._serialized_start=934
+  _globals['_PUBLICKEY']._serialized_end=1001
+  _globals['_SIGNUPREQUEST']._serialized_start=1004
+  _globals['_SIGNUPREQUEST']._serialized_end=1169
+  _globals['_SIGNUPRESPONSE']._serialized_start=1172
+  _globals['_SIGNUPRESPONSE']._serialized_end=1391
+  _globals['_LOGINREQUEST']._serialized_start=1393
+  _globals['_LOGINREQUEST']._serialized_end=1485
+  _globals['_LOGINRESPONSE']._serialized_start=1488
+  _globals['_LOGINRESPONSE']._serialized_end=1650
+  _globals['_REFRESHREQUEST']._serialized_start=1652
+  _globals['_REFRESHREQUEST']._serialized_end=1697
+  _globals['_REFRESHRESPONSE']._serialized_start=1699
+  _globals['_REFRESHRESPONSE']._serialized_end=1823
+  _globals['_LOGOUTREQUEST']._serialized_start=1825
+  _globals['_LOGOUTREQUEST']._serialized_end=1869
+  _globals['_LOGOUTRESPONSE']._serialized_start=1871
+  _globals['_LOGOUTRESPONSE']._serialized_end=1887
+  _globals['_GETPUBLICKEYSREQUEST']._serialized_start=1889
+  _globals['_GETPUBLICKEYSREQUEST']._serialized_end=1911
+  _globals['_GETPUBLICKEYSRESPONSE']._serialized_start=1913
+  _globals['_GETPUBLICKEYSRESPONSE']._serialized_end=1981
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_start=1983
+  _globals['_ISSUESERVICETOKENREQUEST']._serialized_end=2093
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_start=2095
+  _globals['_ISSUESERVICETOKENRESPONSE']._serialized_end=2206
+  _globals['_GETORGANIZATIONREQUEST']._serialized_start=2208
+  _globals['_GETORGANIZATIONREQUEST']._serialized_end=2232
+  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_start=2235
+  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_end=2379
+  _globals['_CREATEUSERREQUEST']._serialized_start=2381
+  _globals['_CREATEUSERREQUEST']._serialized_end=2504
+  _globals['_GETUSERREQUEST']._serialized_start=2506
+  _globals['_GETUSERREQUEST']._serialized_end=2540
+  _globals['_LISTUSERSREQUEST']._serialized_start=2542
+  _globals['_LISTUSERSREQUEST']._serialized_end=2599
+  _globals['_LISTUSERSRESPONSE']._serialized_start=2601
+  _globals['_LISTUSERSRESPONSE']._serialized_end=2686
+  _globals['_UPDATEUSERREQUEST']._serialized_start=2688
+  _globals['_UPDATEUSERREQUEST']._serialized_end=2808
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=2810
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=2889
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=2891
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=2915
+  _globals['_AUTHSERVICE']._serialized_start=2918
+  _globals['_AUTHSERVICE']._serialized_end=3653
+  _globals['_ORGANIZATIONSERVICE']._serialized_start=3656
+  _globals['_ORGANIZATIONSERVICE']._serialized_end=3944
+  _globals['_USERSERVICE']._serialized_start=3947
+  _globals['_USERSERVICE']._serialized_end=4527
 # @@protoc_insertion_point(module_scope)

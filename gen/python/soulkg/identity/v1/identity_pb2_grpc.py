@@ -28,9 +28,35 @@ if _version_not_supported:
 class AuthServiceStub:
     """Authentication: organization sign-up, user sessions and service tokens.
 
-    SignUp, Login, Refresh and GetPublicKeys are public (no bearer token).
-    Access tokens are JWTs signed by identity with an asymmetric key; other
-    services verify them with the keys returned by GetPublicKeys.
+    Every method here is public (no bearer token): SignUp, Login, Refresh,
+    Logout, GetPublicKeys and IssueServiceToken. Each authenticates with what
+    its request carries (a password, a refresh token, a service's signed
+    assertion), if anything. Access tokens are JWTs signed by identity with an
+    asymmetric key; other services verify them with the keys returned by
+    GetPublicKeys.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * SLUG_TAKEN (ALREADY_EXISTS): SignUp with an organization slug in use.
+    * LOGIN_FAILED (UNAUTHENTICATED): Login with an unknown organization, an
+    unknown or deactivated user, or a wrong password (indistinguishable).
+    * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
+    unknown, expired, revoked or already used (reuse ends the whole session).
+    * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
+    assertion that does not verify.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
+    that does not exist.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
+    REFERENCE_NOT_FOUND (FAILED_PRECONDITION), CONSTRAINT_VIOLATION
+    (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT), CONCURRENCY_CONFLICT
+    (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED), DATABASE_TIMEOUT
+    (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED), DATABASE_UNAVAILABLE
+    (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE), INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -74,9 +100,35 @@ class AuthServiceStub:
 class AuthServiceServicer:
     """Authentication: organization sign-up, user sessions and service tokens.
 
-    SignUp, Login, Refresh and GetPublicKeys are public (no bearer token).
-    Access tokens are JWTs signed by identity with an asymmetric key; other
-    services verify them with the keys returned by GetPublicKeys.
+    Every method here is public (no bearer token): SignUp, Login, Refresh,
+    Logout, GetPublicKeys and IssueServiceToken. Each authenticates with what
+    its request carries (a password, a refresh token, a service's signed
+    assertion), if anything. Access tokens are JWTs signed by identity with an
+    asymmetric key; other services verify them with the keys returned by
+    GetPublicKeys.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * SLUG_TAKEN (ALREADY_EXISTS): SignUp with an organization slug in use.
+    * LOGIN_FAILED (UNAUTHENTICATED): Login with an unknown organization, an
+    unknown or deactivated user, or a wrong password (indistinguishable).
+    * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
+    unknown, expired, revoked or already used (reuse ends the whole session).
+    * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
+    assertion that does not verify.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
+    that does not exist.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
+    REFERENCE_NOT_FOUND (FAILED_PRECONDITION), CONSTRAINT_VIOLATION
+    (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT), CONCURRENCY_CONFLICT
+    (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED), DATABASE_TIMEOUT
+    (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED), DATABASE_UNAVAILABLE
+    (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE), INTERNAL (INTERNAL).
     """
 
     def SignUp(self, request, context):
@@ -169,9 +221,35 @@ def add_AuthServiceServicer_to_server(servicer, server):
 class AuthService:
     """Authentication: organization sign-up, user sessions and service tokens.
 
-    SignUp, Login, Refresh and GetPublicKeys are public (no bearer token).
-    Access tokens are JWTs signed by identity with an asymmetric key; other
-    services verify them with the keys returned by GetPublicKeys.
+    Every method here is public (no bearer token): SignUp, Login, Refresh,
+    Logout, GetPublicKeys and IssueServiceToken. Each authenticates with what
+    its request carries (a password, a refresh token, a service's signed
+    assertion), if anything. Access tokens are JWTs signed by identity with an
+    asymmetric key; other services verify them with the keys returned by
+    GetPublicKeys.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * SLUG_TAKEN (ALREADY_EXISTS): SignUp with an organization slug in use.
+    * LOGIN_FAILED (UNAUTHENTICATED): Login with an unknown organization, an
+    unknown or deactivated user, or a wrong password (indistinguishable).
+    * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
+    unknown, expired, revoked or already used (reuse ends the whole session).
+    * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
+    assertion that does not verify.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
+    that does not exist.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
+    REFERENCE_NOT_FOUND (FAILED_PRECONDITION), CONSTRAINT_VIOLATION
+    (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT), CONCURRENCY_CONFLICT
+    (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED), DATABASE_TIMEOUT
+    (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED), DATABASE_UNAVAILABLE
+    (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE), INTERNAL (INTERNAL).
     """
 
     @staticmethod
@@ -340,6 +418,28 @@ class AuthService:
 class OrganizationServiceStub:
     """The caller's organization (tenant). The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): the caller's organization is gone.
+    * ETAG_MISMATCH (ABORTED): UpdateOrganization with an `etag` that is not the
+    organization's current one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -363,6 +463,28 @@ class OrganizationServiceStub:
 class OrganizationServiceServicer:
     """The caller's organization (tenant). The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): the caller's organization is gone.
+    * ETAG_MISMATCH (ABORTED): UpdateOrganization with an `etag` that is not the
+    organization's current one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def GetOrganization(self, request, context):
@@ -373,7 +495,8 @@ class OrganizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOrganization(self, request, context):
-        """Updates the caller's organization (admins only).
+        """Updates the caller's organization (admins only). Fails with `ABORTED`
+        when `organization.etag` is set and it changed since it was read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -403,6 +526,28 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
 class OrganizationService:
     """The caller's organization (tenant). The organization always comes from the
     caller's token.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * ORGANIZATION_NOT_FOUND (NOT_FOUND): the caller's organization is gone.
+    * ETAG_MISMATCH (ABORTED): UpdateOrganization with an `etag` that is not the
+    organization's current one: read it again and retry.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod
@@ -462,6 +607,35 @@ class OrganizationService:
 
 class UserServiceStub:
     """Users of the caller's organization. Admins manage users and roles.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * USER_NOT_FOUND (NOT_FOUND): no such user in the caller's organization
+    (another organization's user looks exactly the same).
+    * EMAIL_TAKEN (ALREADY_EXISTS): CreateUser with an email another user of
+    the organization has.
+    * ETAG_MISMATCH (ABORTED): UpdateUser with an `etag` that is not the user's
+    current one: read it again and retry.
+    * SUPER_ADMIN (PERMISSION_DENIED): UpdateUser on a platform super admin.
+    * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
+    without an active admin.
+    * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def __init__(self, channel):
@@ -499,10 +673,40 @@ class UserServiceStub:
 
 class UserServiceServicer:
     """Users of the caller's organization. Admins manage users and roles.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * USER_NOT_FOUND (NOT_FOUND): no such user in the caller's organization
+    (another organization's user looks exactly the same).
+    * EMAIL_TAKEN (ALREADY_EXISTS): CreateUser with an email another user of
+    the organization has.
+    * ETAG_MISMATCH (ABORTED): UpdateUser with an `etag` that is not the user's
+    current one: read it again and retry.
+    * SUPER_ADMIN (PERMISSION_DENIED): UpdateUser on a platform super admin.
+    * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
+    without an active admin.
+    * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     def CreateUser(self, request, context):
-        """Creates a user in the caller's organization (admins only).
+        """Creates a user in the caller's organization (admins only). Idempotent
+        with a `request_id`: a retry returns the user the first call created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -523,7 +727,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateUser(self, request, context):
-        """Updates a user. Changing `role` or `is_active` requires an admin.
+        """Updates a user (admins only). Fails with `ABORTED` when `user.etag` is
+        set and the user changed since it was read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -574,6 +779,35 @@ def add_UserServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class UserService:
     """Users of the caller's organization. Admins manage users and roles.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed or missing; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * USER_NOT_FOUND (NOT_FOUND): no such user in the caller's organization
+    (another organization's user looks exactly the same).
+    * EMAIL_TAKEN (ALREADY_EXISTS): CreateUser with an email another user of
+    the organization has.
+    * ETAG_MISMATCH (ABORTED): UpdateUser with an `etag` that is not the user's
+    current one: read it again and retry.
+    * SUPER_ADMIN (PERMISSION_DENIED): UpdateUser on a platform super admin.
+    * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
+    without an active admin.
+    * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
     """
 
     @staticmethod
