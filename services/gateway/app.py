@@ -66,7 +66,10 @@ class Gateway:
             options = list(KEEPALIVE_OPTIONS)
             if upstream.service_config:
                 options += [("grpc.enable_retries", 1), ("grpc.service_config", upstream.service_config)]
-            channel = self._channels[name] = aio.insecure_channel(upstream.address, options=options)
+            credentials = self.settings.channel_credentials()  # TLS to the services when configured
+            channel = aio.secure_channel(upstream.address, credentials, options=options) if credentials \
+                else aio.insecure_channel(upstream.address, options=options)
+            self._channels[name] = channel
         return channel
 
     def callable(self, route: GatewayRoute):

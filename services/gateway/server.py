@@ -38,9 +38,11 @@ def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.s
 def serve(settings: Settings) -> None:
     port = settings.port or registry.GATEWAY_PORT
     sock = listening_socket(settings.host, port, reuse_port=settings.workers > 1)
+    tls = {"ssl_certfile": str(settings.tls_cert_file), "ssl_keyfile": str(settings.tls_key_file)} \
+        if settings.tls_cert_file and settings.tls_key_file else {}  # HTTPS with the same settings as gRPC's TLS
     config = uvicorn.Config("services.gateway.app:create_app_from_environment", factory=True, log_config=None,
-                            access_log=False, server_header=False, lifespan="on")
-    log.info("gateway listening on http://%s:%s (docs at /docs)", settings.host, port)
+                            access_log=False, server_header=False, lifespan="on", **tls)
+    log.info("gateway listening on %s://%s:%s (docs at /docs)", "https" if tls else "http", settings.host, port)
     uvicorn.Server(config).run(sockets=[sock])
 
 
