@@ -1,4 +1,4 @@
-"""The gateway's process: `python -m services.gateway.server`.
+"""The gateway's process: `python -m services.gateway.server` (`--check`: exit 0 when it is ready).
 
 uvicorn on `SOULKG_HOST`:`SOULKG_PORT` (default registry.GATEWAY_PORT, 8080). With
 `SOULKG_WORKERS` > 1, that many processes share the port through SO_REUSEPORT, as the services'
@@ -41,9 +41,30 @@ def serve(settings: Settings) -> None:
     tls = {"ssl_certfile": str(settings.tls_cert_file), "ssl_keyfile": str(settings.tls_key_file)} \
         if settings.tls_cert_file and settings.tls_key_file else {}  # HTTPS with the same settings as gRPC's TLS
     config = uvicorn.Config("services.gateway.app:create_app_from_environment", factory=True, log_config=None,
-                            access_log=False, server_header=False, lifespan="on", **tls)
+                            access_log=False, server_header=False, proxy_headers=False, lifespan="on", **tls)
     log.info("gateway listening on %s://%s:%s (docs at /docs)", "https" if tls else "http", settings.host, port)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def ready(port: int = registry.GATEWAY_PORT, host: str = "127.0.0.1", timeout: float = 0.0) -> bool:
+    """Whether the gateway answers /healthz with 200 (every service behind it SERVING), waiting
+    up to `timeout` seconds: for `make run` and the container health check
+    (`python -m services.gateway.server --check`)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=3) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _run_workers(workers: int) -> None:
@@ -62,6 +83,8 @@ def _run_workers(workers: int) -> None:
 
 def main() -> None:
     settings = Settings()
+    if sys.argv[1:] == ["--check"]:
+        raise SystemExit(0 if ready(settings.port or registry.GATEWAY_PORT) else 1)
     configure_logging("gateway", settings.log_level)
     if settings.workers > 1 and not settings.worker:
         _run_workers(settings.workers)
