@@ -137,7 +137,7 @@ def details(body: dict, kind: str) -> dict:
 def test_every_registered_service_with_a_generated_module_is_fronted_and_the_others_skipped(monkeypatch):
     ghost = registry.ServiceEntry("ghost", 50099, "soulkg.ghost.v1", "soulkg_ghost", ())
     monkeypatch.setattr(registry, "existing", lambda: [*registry.SERVICES, ghost])
-    found = {upstream.name: upstream for upstream in discover(Settings())}
+    found = {upstream.name: upstream for upstream in discover(Settings(service_addresses={}, services_host="127.0.0.1"))}
     assert {"identity", "crm"} <= set(found)
     assert "ghost" not in found
     for entry in registry.SERVICES:  # fronted exactly when its soulkg.<name>.v1.<name>_pb2 exists
