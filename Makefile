@@ -23,9 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## make psql: psql on the development database as the owner role; SQL on stdin runs and exits.
+## make psql: psql on the development database, read-only across every organization (the operator
+## role); `make psql AS=owner` for DDL as the owner. SQL on stdin runs and exits.
 psql: $(STAMP)
-	@$(PY) tools/devstack.py psql
+	@$(PY) tools/devstack.py psql $(if $(filter owner,$(AS)),--as-owner,)
 
 ## make lint: ruff, the direction of imports between layers, buf lint, and the drift checks of
 ## generated code and docker-compose.yml.

@@ -30,7 +30,7 @@ import grpc
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
-from bench import dataset, gateway_bench  # noqa: E402
+from bench import catalog_bench, dataset, gateway_bench  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
@@ -248,6 +248,7 @@ def main() -> int:
                                              kind="change_status", client_ids=client_ids))
         step("ChangeClientStatus SQL via asyncpg", sql_spec(kind="change_status", client_ids=client_ids))
         step("GetClient, crm with 2 workers", grpc_spec(crm_two, get_method, request_hex=get_request))
+        catalog_bench.run(step, servers, ds, crm_env, token, timing, concurrency, DATA)
     finally:
         servers.stop()
         ds.server.stop()
@@ -270,6 +271,8 @@ def main() -> int:
     row("CreateClient", "CreateClient SQL via asyncpg", "rps", "(write path)", lambda r: None)
     row("ChangeClientStatus", "ChangeClientStatus SQL via asyncpg", "rps", "(write path)", lambda r: None)
     row("GetClient, crm with 2 workers", "GetClient", "rps", ">= 1.6 (needs a free core)", lambda r: r >= 1.6)
+    for catalog_row in catalog_bench.ROWS:
+        row(*catalog_row)
 
     header = f"{'workload':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'vs ceiling':<38} {'ceiling':>9} {'ratio':>6}  goal"
     print("\n" + header + "\n" + "-" * len(header))

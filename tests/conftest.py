@@ -43,6 +43,14 @@ def admin_url() -> Iterator[str]:
             server.stop()
 
 
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A temporary directory of this test alone, outside pytest's shared, rotated basetemp
+    (a cluster's data directory must not vanish under it while another pytest run cleans up)."""
+    with tempfile.TemporaryDirectory(prefix="soulkg-test-") as tmp:
+        yield Path(tmp)
+
+
 @pytest.fixture(scope="session")
 def make_database(admin_url: str) -> Iterator[Callable[[str], DatabaseUrls]]:
     """Factory: a fresh, provisioned but unmigrated database, dropped at the end of the run."""
@@ -171,3 +179,4 @@ def channel_fixture(name: str):
 
 identity_channel = channel_fixture("identity")
 crm_channel = channel_fixture("crm")
+catalog_channel = channel_fixture("catalog")

@@ -58,10 +58,10 @@ async def _until(predicate) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_acknowledged_creates_survive_a_database_crash(tmp_path, keys_dir):
+async def test_acknowledged_creates_survive_a_database_crash(private_tmp, keys_dir):
     from services.crm.server import DEFINITION
 
-    server = EmbeddedPostgres(tmp_path / "pg").start()  # durable, as make run starts it
+    server = EmbeddedPostgres(private_tmp / "pg").start()  # durable, as make run starts it
     passwords = {role: uuid.uuid4().hex for role in (OWNER_ROLE, *service_roles())}
     urls = provision(server.admin_url, "soulkg", passwords[OWNER_ROLE],
                      {role: passwords[role] for role in service_roles()})

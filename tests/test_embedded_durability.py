@@ -15,8 +15,8 @@ def _settings(url: str) -> dict[str, str]:
         return {name: conn.execute(f"show {name}").fetchone()[0] for name in SETTINGS}
 
 
-def test_the_development_cluster_is_durable_by_default(tmp_path, admin_url):
-    server = EmbeddedPostgres(tmp_path / "pg").start()
+def test_the_development_cluster_is_durable_by_default(private_tmp, admin_url):
+    server = EmbeddedPostgres(private_tmp / "pg").start()
     try:
         assert _settings(server.admin_url) == dict.fromkeys(SETTINGS, "on")
     finally:

@@ -52,7 +52,7 @@ def _secrets() -> dict:
             raise SystemExit(f"set {', '.join(missing)} (or none of the role passwords)")
         return {role: os.environ[password_variable(role)] for role in roles}
     stored = json.loads(PASSWORDS_FILE.read_text()) if PASSWORDS_FILE.exists() else {}
-    wanted = {role: stored.get(role) or secrets.token_urlsafe(18) for role in roles}
+    wanted = {**stored, **{role: stored.get(role) or secrets.token_urlsafe(18) for role in roles}}
     wanted["page_tokens"] = stored.get("page_tokens") or secrets.token_urlsafe(32)
     if stored.get("owner") and not stored.get(OWNER_ROLE):  # written by earlier code
         wanted[OWNER_ROLE] = stored["owner"]
@@ -195,12 +195,25 @@ def init() -> int:
     return 0
 
 
-def psql() -> int:
+def psql(as_owner: bool = False) -> int:
+    """psql as the read-only operator (every organization's rows, no writes), or as the owner
+    (DDL; sees no tenant rows under forced row-level security)."""
     from pgserver._commands import POSTGRES_BIN_PATH
+
+    from libs.db.provision import OPERATOR_ROLE, ensure_operator
 
     urls, server = database_up()
     try:
-        return subprocess.call([str(POSTGRES_BIN_PATH / "psql"), urls.owner, "-v", "ON_ERROR_STOP=1"])
+        if as_owner:
+            url = urls.owner
+        else:
+            stored = json.loads(PASSWORDS_FILE.read_text()) if PASSWORDS_FILE.exists() else {}
+            if not stored.get(OPERATOR_ROLE):
+                stored[OPERATOR_ROLE] = secrets.token_urlsafe(18)
+                PASSWORDS_FILE.write_text(json.dumps(stored, indent=1) + "\n")
+                PASSWORDS_FILE.chmod(0o600)
+            url = ensure_operator(urls.admin, DATABASE_NAME, stored[OPERATOR_ROLE])
+        return subprocess.call([str(POSTGRES_BIN_PATH / "psql"), url, "-v", "ON_ERROR_STOP=1"])
     finally:
         if server is not None and not _stack_running():
             server.stop()
@@ -217,8 +230,11 @@ def _stack_running() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "psql", "init"])
+    parser.add_argument("--as-owner", action="store_true", help="psql as the owner role (DDL) instead of the operator")
     args = parser.parse_args()
-    return {"run": run, "psql": psql, "init": init}[args.command]()
+    if args.command == "psql":
+        return psql(as_owner=args.as_owner)
+    return {"run": run, "init": init}[args.command]()
 
 
 if __name__ == "__main__":

@@ -121,6 +121,25 @@ def provision(admin_url: str, database: str, owner_password: str,
     )
 
 
+OPERATOR_ROLE = "soulkg_operator"
+
+
+def ensure_operator(admin_url: str, database: str, password: str) -> str:
+    """The role `make psql` uses, for people looking at the data: it reads every table of every
+    organization (BYPASSRLS, member of pg_read_all_data) and can change nothing (no write
+    privilege anywhere, read-only transactions by default). No service connects as it; only
+    `make psql` knows its password. Needs a superuser admin (BYPASSRLS); returns its URL."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        _ensure_role(conn, OPERATOR_ROLE, password,
+                     "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS INHERIT")
+        conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(OPERATOR_ROLE)))
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+            sql.Identifier(OPERATOR_ROLE)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(database), sql.Identifier(OPERATOR_ROLE)))
+    return with_credentials(admin_url, OPERATOR_ROLE, password, database=database)
+
+
 def drop_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

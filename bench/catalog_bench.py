@@ -1,0 +1,189 @@
+"""BookTour under contention for `make bench`, each workload next to its ceiling.
+
+Every call books a new client (one seat) on a tour with room for 100,000, so every call is a
+real booking: lock the tour row, read the client's booking (none), insert it and write the
+tour's seats in one statement, commit.
+
+- "BookTour, one tour": all workers book on the same tour. Bookings of one tour queue on its
+  row lock, so this is the contended case: its throughput is bounded by how long each
+  transaction holds the lock, a few round trips.
+- "BookTour, many tours": worker i books on its own tour i: nothing is shared.
+- Ceilings: the same transaction, statement for statement and with the very same SQL text
+  (services/catalog/repository.py's), over asyncpg: BEGIN with the settings and the caller
+  check in one round trip; the tour locked; the client's booking read; the booking inserted
+  and the seats written in one statement; COMMIT. What separates a workload from its ceiling is the service: gRPC,
+  the interceptor, the servicer, the domain, the entities.
+
+bench/run.py calls `run(...)` after the crm workloads and adds `ROWS` to its table;
+bench/loadgen.py runs the workloads (`grpc_workload`, `sql_workload`) in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from services.catalog import repository as repo
+from services.catalog.domain import availability
+
+MODULE = "bench.catalog_bench"
+PRODUCT = "Bench BookTour"
+CAPACITY = 100_000
+CLIENTS = 100_000
+BOOK_METHOD = "/soulkg.catalog.v1.BookingService/BookTour"
+ONE, MANY = "BookTour, one tour (contended)", "BookTour, many tours"
+ONE_SQL, MANY_SQL = "BookTour SQL via asyncpg, one tour", "BookTour SQL via asyncpg, many tours"
+
+# (workload, ceiling, metric, goal, compare) rows for bench/run.py's table.
+ROWS = [
+    (ONE, ONE_SQL, "rps", "(write path, contended)", lambda ratio: None),
+    (MANY, MANY_SQL, "rps", "(write path)", lambda ratio: None),
+    (ONE, MANY, "rps", "(cost of one tour's lock)", lambda ratio: None),
+]
+
+# The statements of BookTour (services/catalog/service.py BookingsService.book), exactly as its
+# repository runs them.
+LOCK_TOUR = repo.LOCK_TOUR_SQL
+FIND_BOOKING = repo.FIND_BOOKING_SQL
+BOOK_INSERT = repo.BOOK_INSERT_SQL
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _prepare(admin_url: str, org: uuid.UUID, tours: int) -> tuple[list[str], list[str]]:
+    """Fresh tours for this run (an earlier run's are deleted, with their bookings) and the
+    ids of the organization's clients."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("DELETE FROM products WHERE organization_id = $1 AND name = $2", org, PRODUCT)
+        product = await conn.fetchval(
+            "INSERT INTO products (organization_id, name, type, base_price) VALUES ($1, $2, 'TOUR', 450) "
+            "RETURNING id", org, PRODUCT)
+        start = datetime.now(UTC) + timedelta(days=30)
+        rows = await conn.fetch(
+            "INSERT INTO tours (organization_id, product_id, start_date, end_date, max_participants) "
+            "SELECT $1, $2, $3, $4, $5 FROM generate_series(1, $6) RETURNING id",
+            org, product, start, start + timedelta(days=3), CAPACITY, tours)
+        clients = await conn.fetch("SELECT id FROM clients WHERE organization_id = $1 ORDER BY id LIMIT $2",
+                                   org, CLIENTS)
+        return [str(row[0]) for row in rows], [str(row[0]) for row in clients]
+    finally:
+        await conn.close()
+
+
+def run(step, servers, ds, env: dict, token: str, timing: dict, concurrency: int, data_dir: Path) -> None:
+    """Start catalog, make the tours, measure the four workloads with bench/run.py's `step`."""
+    port = _free_port()
+    servers.start(["-m", "services.catalog.server"], {**env, "SOULKG_DATABASE_URL": ds.urls.service("catalog"),
+                                                       "SOULKG_PORT": str(port)}, port)
+    # One tour for each contended workload, one per worker for each uncontended one.
+    tours, clients = asyncio.run(_prepare(ds.urls.admin, ds.big_org, 2 + 2 * concurrency))
+    clients_file = data_dir / "catalog-clients.txt"  # too many for the spec, a command-line argument
+    clients_file.write_text("\n".join(clients))
+    one_grpc, one_sql = tours[:1], tours[1:2]
+    many_grpc, many_sql = tours[2:2 + concurrency], tours[2 + concurrency:]
+    common = {"module": MODULE, "concurrency": concurrency, "clients_file": str(clients_file), **timing}
+    grpc_spec = {**common, "via": "grpc", "kind": "book_tour", "target": f"127.0.0.1:{port}", "token": token}
+    sql_spec = {**common, "via": "sql", "kind": "book_tour", "dsn": ds.urls.service("catalog"), "org": str(ds.big_org),
+                "user": str(ds.big_org_admin), "pool": 10}
+    step(ONE, {**grpc_spec, "tours": one_grpc})
+    step(ONE_SQL, {**sql_spec, "tours": one_sql})
+    step(MANY, {**grpc_spec, "tours": many_grpc})
+    step(MANY_SQL, {**sql_spec, "tours": many_sql})
+    asyncio.run(_check_seats(ds.urls.admin, tours))
+
+
+async def _check_seats(admin_url: str, tours: list[str]) -> None:
+    """After the load: every tour's seats are still the sum of its bookings."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        wrong = await conn.fetchval("""
+            SELECT count(*) FROM tours t WHERE t.id = ANY($1::uuid[]) AND t.current_participants <>
+                (SELECT coalesce(sum(participants), 0) FROM client_tours b
+                 WHERE b.organization_id = t.organization_id AND b.tour_id = t.id
+                   AND b.status IN ('BOOKED', 'CONFIRMED'))""", tours)
+    finally:
+        await conn.close()
+    if wrong:
+        raise RuntimeError(f"{wrong} benchmark tours lost their seat count")
+
+
+# --- the workloads, run by bench/loadgen.py ------------------------------------------------------
+
+def _calls(spec: dict):
+    """Which tour and client the next call of worker i books: worker i's tour, a new client."""
+    clients = Path(spec["clients_file"]).read_text().split()
+    tours = spec["tours"]
+    counter = itertools.count()
+    return lambda i: (tours[i % len(tours)], clients[next(counter) % len(clients)])
+
+
+async def grpc_workload(spec: dict) -> list[dict]:
+    from grpc import aio
+
+    from bench.loadgen import CHANNELS, _closed_loop
+    from soulkg.catalog.v1 import catalog_pb2
+
+    channels = [aio.insecure_channel(spec["target"], options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(CHANNELS)]
+    book = [channel.unary_unary(BOOK_METHOD) for channel in channels]
+    metadata = (("authorization", f"Bearer {spec['token']}"),)
+    next_booking = _calls(spec)
+
+    async def call(i):
+        tour, client = next_booking(i)
+        request = catalog_pb2.BookTourRequest(tour_id=tour, client_id=client, participants=1)
+        await book[i % CHANNELS](request.SerializeToString(), metadata=metadata, timeout=10)
+
+    try:
+        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+async def sql_workload(spec: dict) -> list[dict]:
+    from bench.loadgen import _closed_loop
+
+    async def no_reset(conn):  # as libs/tenancy/database.py
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+
+    pool = await asyncpg.create_pool(spec["dsn"], min_size=spec["pool"], max_size=spec["pool"], reset=no_reset)
+    # libs/tenancy/database.py's first round trip for a user's call: BEGIN, both settings and
+    # the caller check (BookTour admits ADMIN and MANAGER).
+    begin = (f"BEGIN; SELECT set_config('app.current_organization_id', '{uuid.UUID(spec['org'])}', true), "
+             "set_config('statement_timeout', '10000ms', true); "
+             f"SELECT auth.assert_caller('{uuid.UUID(spec['user'])}', '{{ADMIN,MANAGER}}')")
+    next_booking = _calls(spec)
+
+    async def call(i):
+        tour_id, client_id = (uuid.UUID(value) for value in next_booking(i))
+        async with pool.acquire() as conn:
+            await conn.execute(begin)
+            try:
+                tour = await conn.fetchrow(LOCK_TOUR, tour_id)
+                if await conn.fetchrow(FIND_BOOKING, client_id, tour_id) is not None:
+                    raise asyncpg.UniqueViolationError("the client already has a booking on this tour")
+                held = tour["current_participants"] + 1
+                await conn.fetchrow(BOOK_INSERT, client_id, tour_id, "BOOKED", 1, None, held,
+                                    availability(tour["max_participants"], held))
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    try:
+        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
+    finally:
+        await pool.close()

@@ -1,0 +1,1 @@
+"""catalog: partners, products, tours, bookings and client interests (soulkg.catalog.v1)."""
