@@ -30,7 +30,7 @@ import grpc
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
-from bench import catalog_bench, dataset, messaging_bench  # noqa: E402
+from bench import catalog_bench, dataset, gateway_bench, messaging_bench  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
@@ -229,6 +229,8 @@ def main() -> int:
         print(f"workloads (closed loop, {concurrency} in flight, median of {timing['rounds']} rounds):", flush=True)
         step("transport ceiling (echo)", grpc_spec(echo, "/bench.Echo/Call", request_hex=get_request))
         step("GetClient", grpc_spec(crm, get_method, request_hex=get_request))
+        measure.update(gateway_bench.workloads(servers, ENV, crm, free_port(), str(ids[0]), token, concurrency,
+                                               timing, use_h2load))
         step("GetClient SQL via asyncpg", sql_spec(sql=GET_SQL, args=[["uuid", str(ids[0])]]))
         step("ListClients first page", grpc_spec(crm, list_method, request_hex=list_first))
         step("ListClients page at 50,000", grpc_spec(crm, list_method, request_hex=list_deep))
@@ -262,6 +264,7 @@ def main() -> int:
 
     row("GetClient", "transport ceiling (echo)", "rps", ">= 0.6", lambda r: r >= 0.6)
     row("GetClient", "GetClient SQL via asyncpg", "rps", "(database path)", lambda r: None)
+    row("GetClient via gateway (HTTP/JSON)", "GetClient", "rps", "(HTTP/JSON vs gRPC)", lambda r: None)
     row("ListClients page at 50,000", "ListClients first page", "p50_ms", "<= 1.3 (latency)", lambda r: r <= 1.3)
     row("keyset SQL page at 50,000", "keyset SQL first page", "p50_ms", "(latency)", lambda r: None)
     row("OFFSET SQL page at 50,000", "OFFSET SQL first page", "p50_ms", "(latency; why keyset)", lambda r: None)
