@@ -30,7 +30,7 @@ import grpc
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 
-from bench import catalog_bench, dataset  # noqa: E402
+from bench import catalog_bench, dataset, gateway_bench, messaging_bench  # noqa: E402
 from libs.pagination import PageTokenCodec  # noqa: E402
 from libs.server.probe import wait_serving  # noqa: E402
 from libs.tenancy.tokens import generate_key_pair, load_signer  # noqa: E402
@@ -229,6 +229,8 @@ def main() -> int:
         print(f"workloads (closed loop, {concurrency} in flight, median of {timing['rounds']} rounds):", flush=True)
         step("transport ceiling (echo)", grpc_spec(echo, "/bench.Echo/Call", request_hex=get_request))
         step("GetClient", grpc_spec(crm, get_method, request_hex=get_request))
+        measure.update(gateway_bench.workloads(servers, ENV, crm, free_port(), str(ids[0]), token, concurrency,
+                                               timing, use_h2load))
         step("GetClient SQL via asyncpg", sql_spec(sql=GET_SQL, args=[["uuid", str(ids[0])]]))
         step("ListClients first page", grpc_spec(crm, list_method, request_hex=list_first))
         step("ListClients page at 50,000", grpc_spec(crm, list_method, request_hex=list_deep))
@@ -247,6 +249,8 @@ def main() -> int:
         step("ChangeClientStatus SQL via asyncpg", sql_spec(kind="change_status", client_ids=client_ids))
         step("GetClient, crm with 2 workers", grpc_spec(crm_two, get_method, request_hex=get_request))
         catalog_bench.run(step, servers, ds, crm_env, token, timing, concurrency, DATA)
+        # messaging's workloads (bench/messaging_bench.py), with crm and messaging servers of their own
+        measure.update(messaging_bench.run(ds, keys, servers, timing, concurrency, ENV))
     finally:
         servers.stop()
         ds.server.stop()
@@ -260,6 +264,7 @@ def main() -> int:
 
     row("GetClient", "transport ceiling (echo)", "rps", ">= 0.6", lambda r: r >= 0.6)
     row("GetClient", "GetClient SQL via asyncpg", "rps", "(database path)", lambda r: None)
+    row("GetClient via gateway (HTTP/JSON)", "GetClient", "rps", "(HTTP/JSON vs gRPC)", lambda r: None)
     row("ListClients page at 50,000", "ListClients first page", "p50_ms", "<= 1.3 (latency)", lambda r: r <= 1.3)
     row("keyset SQL page at 50,000", "keyset SQL first page", "p50_ms", "(latency)", lambda r: None)
     row("OFFSET SQL page at 50,000", "OFFSET SQL first page", "p50_ms", "(latency; why keyset)", lambda r: None)
@@ -270,6 +275,7 @@ def main() -> int:
     row("GetClient, crm with 2 workers", "GetClient", "rps", ">= 1.6 (needs a free core)", lambda r: r >= 1.6)
     for catalog_row in catalog_bench.ROWS:
         row(*catalog_row)
+    table.extend(messaging_bench.rows(measure))
 
     header = f"{'workload':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'vs ceiling':<38} {'ceiling':>9} {'ratio':>6}  goal"
     print("\n" + header + "\n" + "-" * len(header))

@@ -18,13 +18,17 @@ in `request_ids` (shared infrastructure, under row-level security like every tab
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
 
 from libs.errors import InvalidArgument
-from libs.persistence import IN_ORG
+from libs.persistence import IN_ORG, found
+
+T = TypeVar("T")
 
 REQUEST_ID_RETENTION = timedelta(days=1)  # a retry after that creates anew (documented in the protos)
 
@@ -65,3 +69,17 @@ async def record_request_id(conn: asyncpg.Connection, method: str, request_id: U
     await conn.execute(
         f"UPDATE request_ids SET resource_id = $3 WHERE {IN_ORG} AND method = $1 AND request_id = $2",
         method, request_id, resource_id)
+
+
+async def create_once(conn: asyncpg.Connection, method: str, request_id: UUID | None, *,
+                      create: Callable[[], Awaitable[T]], existing: Callable[[UUID], Awaitable[T | None]],
+                      resource: str) -> T:
+    """The whole AIP-155 create in one call: the first call with `request_id` runs `create()`
+    (which returns an entity with an `id`) and records it; a retry gets `existing(id)` of the
+    first result (NOT_FOUND `<RESOURCE>_NOT_FOUND` if it has been deleted since)."""
+    first = await claim_request_id(conn, method, request_id)
+    if first is not None:
+        return found(await existing(first), resource)
+    created = await create()
+    await record_request_id(conn, method, request_id, created.id)
+    return created

@@ -44,7 +44,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
                  ("organizations", "users", "refresh_tokens")),
     ServiceEntry("crm", 50052, "soulkg.crm.v1", "soulkg_crm", ("clients", "client_status_history")),
     ServiceEntry("messaging", 50053, "soulkg.messaging.v1", "soulkg_messaging",
-                 ("conversations", "messages", "whatsapp_sessions")),
+                 ("conversations", "messages", "whatsapp_sessions", "conversation_handoffs")),
     ServiceEntry("catalog", 50054, "soulkg.catalog.v1", "soulkg_catalog",
                  ("partners", "products", "tours", "client_products", "client_tours")),
     ServiceEntry("agents", 50055, "soulkg.agents.v1", "soulkg_agents",

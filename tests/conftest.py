@@ -180,3 +180,4 @@ def channel_fixture(name: str):
 identity_channel = channel_fixture("identity")
 crm_channel = channel_fixture("crm")
 catalog_channel = channel_fixture("catalog")
+messaging_channel = channel_fixture("messaging")

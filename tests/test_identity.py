@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import statistics
 import time
 import unicodedata
 import uuid
@@ -149,9 +148,10 @@ async def test_login_failures_are_indistinguishable(identity_channel):
             answers[name] = (error.code(), error.details(), error_info(error).reason)
     assert len(set(answers.values())) == 1
     assert answers["wrong password"][0] == grpc.StatusCode.UNAUTHENTICATED
-    # Every failure pays for one argon2 verification: medians within a factor of 2.
-    medians = [statistics.median(t) for t in timings.values()]
-    assert max(medians) / min(medians) < 2.0, timings
+    # Every failure pays for one argon2 verification: the fastest of each (the least disturbed
+    # by a busy machine; the cases interleave) within a factor of 2.
+    fastest = [min(t) for t in timings.values()]
+    assert max(fastest) / min(fastest) < 2.0, timings
 
 
 async def test_deactivated_user_cannot_login_and_loses_refresh_tokens(identity_channel):

@@ -56,7 +56,12 @@ SPECS: dict[str, TableSpec] = {
         "agent_type": "COMMUNICATION", "name": "Variant", "prompt": "Be kind."}),
     "clients": TableSpec({"assigned_partner_id": "partners", "prompt_variant_id": "prompt_variants"},
                          lambda: {"phone": f"+996{random.randrange(10**8, 10**9)}"}),
-    "conversations": TableSpec({"client_id": "clients"}),
+    # Archived: a client has one open conversation per channel, and these tests insert more.
+    "conversations": TableSpec({"client_id": "clients", "assigned_user_id": "users"},
+                               lambda: {"managed_by": "HUMAN", "status": "ARCHIVED"}),
+    "conversation_handoffs": TableSpec({"conversation_id": "conversations", "assigned_user_id": "users",
+                                        "handed_off_by_user_id": "users"}, lambda: {
+        "from_manager": "AI", "to_manager": "HUMAN", "handed_off_by": "HUMAN"}),
     "messages": TableSpec({"conversation_id": "conversations", "sender_id": "users"}, lambda: {
         "direction": "OUTGOING", "sender": "HUMAN", "content": "Hello",
         "whatsapp_message_id": _unique()}),
@@ -83,7 +88,8 @@ SPECS: dict[str, TableSpec] = {
 }
 
 # Tables of records that are never edited by users, so they have no updated_at.
-APPEND_ONLY = {"messages", "client_status_history", "dialogue_analysis", "refresh_tokens", "request_ids"}
+APPEND_ONLY = {"messages", "client_status_history", "dialogue_analysis", "refresh_tokens", "request_ids",
+               "conversation_handoffs"}
 
 TENANT_TABLES = list(graphlib.TopologicalSorter(
     {table: set(spec.refs.values()) for table, spec in SPECS.items() if table != "organizations"}

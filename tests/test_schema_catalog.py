@@ -77,6 +77,8 @@ SEED_INDEXES: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("refresh_tokens", "token hash", ("token_hash",), True),
     ("refresh_tokens", "tokens of a user", ("organization_id", "user_id"), False),
     ("refresh_tokens", "token family", ("organization_id", "family_id"), False),
+    ("conversation_handoffs", "hand-offs of a conversation in order",
+     ("organization_id", "conversation_id", "created_at", "id"), False),
 ]
 
 INDEXES_QUERY = """
@@ -116,8 +118,8 @@ def indexes(conn) -> list[tuple[str, str, bool, bool, list[str]]]:
 
 
 def test_the_product_tables_are_there(tables):
-    # the seed's 15, experiment_variants, refresh_tokens, request_ids, organizations
-    assert len(tables) == 19
+    # the seed's 15, experiment_variants, refresh_tokens, request_ids, conversation_handoffs, organizations
+    assert len(tables) == 20
 
 
 def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tables):
@@ -174,7 +176,7 @@ def test_every_foreign_key_between_tenant_tables_includes_organization_id(conn, 
         where c.contype = 'f' and c.connamespace = 'public'::regnamespace
           and c.confrelid <> 'organizations'::regclass
     """).fetchall()
-    assert len(fks) == 17
+    assert len(fks) == 21
     for table, name, on_delete, columns, referenced, set_null_columns in fks:
         assert table in tenant_tables, name
         assert len(columns) == 2 and columns[0] == "organization_id", name

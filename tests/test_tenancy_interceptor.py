@@ -234,3 +234,32 @@ def test_timestamps_keep_microseconds_and_time_zone():
                   datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
                   datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=6)))):
         assert timestamp(value).ToDatetime(tzinfo=UTC) == value
+
+
+async def test_log_lines_carry_the_calls_method_organization_caller_request_id_and_duration(probe, member):
+    """One JSON line per failed call (and per call at DEBUG), with the call's context bound once."""
+    import io
+    import logging
+
+    from libs.server.logs import configure_logging
+
+    org, token = member
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("probe", "DEBUG", stream=buffer)
+    try:
+        metadata = [("authorization", f"Bearer {token}"), ("x-request-id", "req-42")]
+        with pytest.raises(aio.AioRpcError):
+            await probe.unary_unary(f"/{SERVICE}/BadInput")(b"", metadata=metadata, timeout=5)
+        await probe.unary_unary(f"/{SERVICE}/WhoAmI")(b"", metadata=metadata, timeout=5)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if '"soulkg.rpc"' in line]
+    failed = next(line for line in lines if line["method"].endswith("/BadInput"))
+    assert failed["code"] == "INVALID_ARGUMENT" and failed["request_id"] == "req-42"
+    assert failed["organization"] == str(org) and failed["caller"] and failed["duration_ms"] >= 0
+    assert failed["service"] == "probe" and failed["level"] == "info"
+    ok = next(line for line in lines if line["method"].endswith("/WhoAmI"))
+    assert ok["code"] == "OK" and ok["level"] == "debug" and ok["organization"] == str(org)

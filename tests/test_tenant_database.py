@@ -70,3 +70,25 @@ async def test_only_uuids_reach_the_sql(one_connection_db):
     with pytest.raises(TypeError):
         async with one_connection_db.transaction("x'); drop table clients; --"):
             pass
+
+
+async def test_a_failed_transaction_is_ended_here_not_by_the_pool(one_connection_db, organization, caplog):
+    """An ordinary NOT_FOUND or precondition failure inside a transaction rolls back at once: the
+    pool never meets an open transaction, so asyncpg logs no 'Resetting connection' ERROR (which
+    must keep meaning an error)."""
+    import logging
+
+    from libs.errors import NotFound
+
+    db = one_connection_db
+    with caplog.at_level(logging.WARNING, logger="asyncpg"):
+        for _ in range(3):
+            with pytest.raises(NotFound):
+                async with db.transaction(organization) as conn:
+                    await conn.execute("insert into partners (organization_id, name) values ($1, 'gone')",
+                                       organization)
+                    raise NotFound("no such thing")
+    assert not [r for r in caplog.records if "active transaction" in r.getMessage()]
+    assert "gone" not in await _partner_names(db, organization)
+    async with db.pool.acquire() as conn:
+        assert not conn.is_in_transaction()

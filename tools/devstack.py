@@ -152,6 +152,14 @@ def run() -> int:
             if not wait_serving(services[name].port) and not stop_requested:
                 print(f"service {name} did not become healthy (exit code {child.process.poll()})", file=sys.stderr)
                 return 1
+        from services.gateway import server as gateway_server
+
+        supervisor.add("gateway", lambda: subprocess.Popen(
+            [sys.executable, "-m", "services.gateway.server"], cwd=REPO, env=env,
+            start_new_session=True, preexec_fn=_die_with_parent))
+        if not gateway_server.ready(registry.GATEWAY_PORT, timeout=60) and not stop_requested:
+            print("the gateway did not become ready", file=sys.stderr)
+            return 1
         if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and not stop_requested:
             try:
                 if load_demo_data(urls):
@@ -160,11 +168,11 @@ def run() -> int:
                 print(f"demo data did not load: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         print(f"\nSoul KG CRM is up in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  database (owner): make psql   [{'embedded, .data/postgres' if server else 'DATABASE_URL'}]")
-        for name in supervisor.children:
+        for name in services:
             port = services[name].port
             print(f"  {name:<10} grpc  127.0.0.1:{port}   grpcurl -plaintext localhost:{port} list")
-        if not supervisor.children:
-            print("  (no services exist yet)")
+        gateway = f"http://127.0.0.1:{registry.GATEWAY_PORT}"
+        print(f"  {'gateway':<10} http  {gateway}   docs {gateway}/docs")
         from tools import demo_data
 
         print(f"  demo login: organization_slug={demo_data.SLUG} email={demo_data.ADMIN_EMAIL} "

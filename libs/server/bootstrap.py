@@ -46,6 +46,9 @@ class Resources:
     verifier: TokenVerifier | None
     settings: Settings = field(default_factory=Settings)
     clients: ServiceClients | None = None
+    # A service's background work to end on shutdown (an event hub, a sender loop): awaited
+    # by RunningServer.stop, last added first, while in-flight calls get their grace period.
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.clients is None:
@@ -94,11 +97,19 @@ class RunningServer:
     _watcher: asyncio.Task | None = None
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """NOT_SERVING first (so balancers drain us), then finish in-flight calls."""
+        """NOT_SERVING first (so balancers drain us), then refuse new calls, run the
+        resources' shutdown callbacks (which end long-lived streams) and let in-flight calls
+        finish within `grace`."""
         if self._watcher:
             self._watcher.cancel()
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        stopping = asyncio.ensure_future(self.server.stop(grace))  # no new calls from here on
+        for callback in reversed(self.resources.on_shutdown):
+            try:
+                await callback()
+            except Exception:  # noqa: BLE001 - one failing callback must not keep the others from running
+                log.exception("shutdown callback failed")
+        await stopping
 
 
 async def _set_health(servicer: health.aio.HealthServicer, names: Sequence[str], status) -> None:

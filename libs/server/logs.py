@@ -29,7 +29,7 @@ def _lift_fields(logger, method_name, event_dict):
     return event_dict
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(service: str, level: str = "INFO", stream=None) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -49,7 +49,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
                     structlog.processors.format_exc_info,
                     structlog.processors.JSONRenderer(default=str)],
     )
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

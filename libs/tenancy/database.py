@@ -101,14 +101,15 @@ class TenantDatabase:
             try:
                 await conn.execute(begin)
                 yield conn
+                await conn.execute("COMMIT")
             except BaseException:
-                # End the failed transaction here, so the pool never meets an open one.
-                # (A connection lost mid-call is already detached from the pool: nothing to end.)
+                # End the failed transaction here (a failed COMMIT or a call cancelled by its
+                # client included), so the pool never meets an open one. A connection lost
+                # mid-call is already detached from the pool: nothing to end then.
                 with contextlib.suppress(Exception):
                     if not conn.is_closed() and conn.is_in_transaction():
                         await conn.execute("ROLLBACK")
                 raise
-            await conn.execute("COMMIT")
 
     async def ping(self) -> None:
         """Raises unless the database answers (used by health checks)."""

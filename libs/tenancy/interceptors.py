@@ -163,7 +163,11 @@ class TenancyInterceptor(aio.ServerInterceptor):
                                               reason="MALFORMED_REQUEST")
                     self._enter(method, rule, context)
                     result = behavior(request, context)
-                    return await result if inspect.isawaitable(result) else result
+                    result = await result if inspect.isawaitable(result) else result
+                    if log.isEnabledFor(logging.DEBUG):  # an access log line per call at DEBUG only
+                        log.debug("%s: OK", method, extra={"fields": {
+                            "code": "OK", "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
+                    return result
                 except aio.AbortError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked

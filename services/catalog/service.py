@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from libs.idempotency import claim_request_id, record_request_id
+from libs.idempotency import claim_request_id, create_once, record_request_id
 from libs.pagination import PageTokenCodec
 from libs.persistence import KeysetPager, Page, check_etag, etag_of, found
 from libs.tenancy.context import require_principal
@@ -67,12 +68,8 @@ class PartnersService(_Service):
     async def create(self, raw: Mapping[str, Any], request_id: UUID | None) -> Partner:
         values = domain.partner_values(raw)
         async with self.db.transaction() as conn:
-            first = await claim_request_id(conn, self.CREATE, request_id)
-            if first is not None:
-                return found(await repo.get_partner(conn, first), "partner")
-            partner = await repo.insert_partner(conn, values)
-            await record_request_id(conn, self.CREATE, request_id, partner.id)
-            return partner
+            return await create_once(conn, self.CREATE, request_id, create=partial(repo.insert_partner, conn, values),
+                                     existing=partial(repo.get_partner, conn), resource="partner")
 
     async def get(self, partner_id: UUID) -> Partner:
         async with self.db.transaction(readonly=True) as conn:
@@ -105,12 +102,8 @@ class ProductsService(_Service):
     async def create(self, raw: Mapping[str, Any], request_id: UUID | None) -> Product:
         values = domain.product_values(raw)
         async with self.db.transaction() as conn:
-            first = await claim_request_id(conn, self.CREATE, request_id)
-            if first is not None:
-                return found(await repo.get_product(conn, first), "product")
-            product = await repo.insert_product(conn, values)
-            await record_request_id(conn, self.CREATE, request_id, product.id)
-            return product
+            return await create_once(conn, self.CREATE, request_id, create=partial(repo.insert_product, conn, values),
+                                     existing=partial(repo.get_product, conn), resource="product")
 
     async def get(self, product_id: UUID) -> Product:
         async with self.db.transaction(readonly=True) as conn:
@@ -285,12 +278,8 @@ class ClientProductsService(_Service):
     async def create(self, raw: Mapping[str, Any], request_id: UUID | None) -> ClientProduct:
         values = domain.client_product_values(raw)
         async with self.db.transaction() as conn:
-            first = await claim_request_id(conn, self.CREATE, request_id)
-            if first is not None:
-                return found(await repo.get_client_product(conn, first), "client_product")
-            interest = await repo.insert_client_product(conn, values)
-            await record_request_id(conn, self.CREATE, request_id, interest.id)
-            return interest
+            return await create_once(conn, self.CREATE, request_id, create=partial(repo.insert_client_product, conn, values),
+                                     existing=partial(repo.get_client_product, conn), resource="client_product")
 
     async def get(self, interest_id: UUID) -> ClientProduct:
         async with self.db.transaction(readonly=True) as conn:

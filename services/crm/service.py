@@ -4,9 +4,10 @@ TenantDatabase transaction under the caller's organization."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from uuid import UUID
 
-from libs.idempotency import claim_request_id, record_request_id
+from libs.idempotency import create_once
 from libs.persistence import KeysetPager, Page, check_etag, found
 from libs.tenancy.context import PRINCIPAL_USER, Principal
 from libs.tenancy.database import TenantDatabase
@@ -28,13 +29,13 @@ class ClientsService:
         new = domain.validate_create(request)
         changed_by, user_id = domain.creation_actor(principal.user_id)
         async with self.db.transaction() as conn:
-            existing = await claim_request_id(conn, CREATE_CLIENT, new.request_id)
-            if existing is not None:
-                return found(await repo.get_client(conn, existing), "client")
-            client = await repo.insert_client(conn, new.values)
-            await repo.insert_history(conn, client.id, None, client.status, changed_by, user_id, None, "created")
-            await record_request_id(conn, CREATE_CLIENT, new.request_id, client.id)
-            return client
+            async def insert() -> Client:
+                client = await repo.insert_client(conn, new.values)
+                await repo.insert_history(conn, client.id, None, client.status, changed_by, user_id, None,
+                                          "created")
+                return client
+            return await create_once(conn, CREATE_CLIENT, new.request_id, create=insert,
+                                     existing=partial(repo.get_client, conn), resource="client")
 
     async def get(self, client_id: UUID) -> Client:
         async with self.db.transaction(readonly=True) as conn:

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import jwt
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from libs.errors import PermissionDenied, Unauthenticated
-from libs.idempotency import claim_request_id, record_request_id
+from libs.idempotency import create_once
 from libs.persistence import KeysetPager, Page, check_etag, found
 from libs.tenancy.context import PRINCIPAL_SERVICE, Principal
 from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
@@ -175,12 +176,10 @@ class IdentityService:
         new = domain.validate_new_user(request)
         password_hash = await domain.hash_password(new.password)
         async with self.db.transaction() as conn:
-            existing = await claim_request_id(conn, CREATE_USER, new.request_id)
-            if existing is not None:
-                return found(await repo.get_user(conn, existing), "user")
-            user = await repo.insert_user(conn, new.email, password_hash, new.first_name, new.last_name, new.role)
-            await record_request_id(conn, CREATE_USER, new.request_id, user.id)
-            return user
+            return await create_once(
+                conn, CREATE_USER, new.request_id, resource="user", existing=partial(repo.get_user, conn),
+                create=partial(repo.insert_user, conn, new.email, password_hash, new.first_name, new.last_name,
+                               new.role))
 
     async def get_user(self, user_id: uuid.UUID) -> User:
         async with self.db.transaction(readonly=True) as conn:

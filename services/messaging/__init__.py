@@ -1,0 +1,1 @@
+"""messaging: conversations, messages, hand-offs, the live inbox, the WhatsApp session (soulkg.messaging.v1)."""
