@@ -4,6 +4,8 @@ by the next load when one stops half-way."""
 
 from __future__ import annotations
 
+import functools
+
 import psycopg
 import pytest
 
@@ -25,9 +27,11 @@ def addresses(stack) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sql_parts(service_dbs) -> dict:
-    """The pools of the services whose demo part still goes in by SQL (no package yet)."""
-    return {entry.name: service_dbs[entry.name] for entry in registry.SERVICES if not entry.exists}
+def load(addresses, service_dbs, keys_dir):
+    """demo_data.load against the in-process stack, with the webhook's and the agents' private
+    keys, and the pools of the services whose demo part still goes in by SQL (no package yet)."""
+    sql_parts = {entry.name: service_dbs[entry.name] for entry in registry.SERVICES if not entry.exists}
+    return functools.partial(demo_data.load, addresses, sql_parts, service_keys=keys_dir / "services-private")
 
 
 def org_id(database, slug: str):
@@ -69,11 +73,10 @@ def without_sessions(table_counts: dict[str, int]) -> dict[str, int]:
     return {t: n for t, n in table_counts.items() if t not in SESSION_TABLES}
 
 
-async def test_demo_data_loads_once_through_the_services_and_works(addresses, sql_parts, database, identity_channel,
-                                                                    crm_channel):
-    assert await demo_data.load(addresses, sql_parts) is True
+async def test_demo_data_loads_once_through_the_services_and_works(load, database, identity_channel, crm_channel):
+    assert await load() is True
     loaded = counts(database, demo_data.SLUG)
-    assert await demo_data.load(addresses, sql_parts) is False  # a second run reuses it
+    assert await load() is False  # a second run reuses it
     assert without_sessions(counts(database, demo_data.SLUG)) == without_sessions(loaded)  # and creates nothing
 
     assert all(loaded[t] > 0 for t in TENANT_TABLES), loaded
@@ -100,6 +103,13 @@ async def test_demo_data_loads_once_through_the_services_and_works(addresses, sq
                                              on u.id = h.changed_by_user_id and u.organization_id = h.organization_id
                                              where h.organization_id = %s""")
     assert changed_by == {"HUMAN MANAGER"}
+    # Conversations as they happen: the clients' lines, the AI's replies, a manager's after a hand-off.
+    assert distinct(database, slug, "select sender::text from messages where organization_id = %s") == {
+        "CLIENT", "AI", "HUMAN"}
+    assert distinct(database, slug, """select c.managed_by::text || ' ' || u.role::text from conversations c
+                                       join messages m on m.conversation_id = c.id and m.organization_id = c.organization_id
+                                       join users u on u.id = m.sender_id and u.organization_id = m.organization_id
+                                       where c.organization_id = %s""") == {"HUMAN MANAGER"}
 
     login = await identity_pb2_grpc.AuthServiceStub(identity_channel).Login(identity_pb2.LoginRequest(
         organization_slug=demo_data.SLUG, email=demo_data.ADMIN_EMAIL, password=demo_data.PASSWORD))
@@ -114,7 +124,7 @@ async def test_demo_data_loads_once_through_the_services_and_works(addresses, sq
     assert closed.assigned_partner_id  # the partner who ran its tour
 
 
-async def test_a_load_that_stopped_half_way_is_finished_by_the_next(addresses, sql_parts, database):
+async def test_a_load_that_stopped_half_way_is_finished_by_the_next(load, database):
     slug = "soul-kg-interrupted"
     said: list[str] = []
     # Each run dies after a few calls (right after signing up, among the users, the catalog,
@@ -124,15 +134,14 @@ async def test_a_load_that_stopped_half_way_is_finished_by_the_next(addresses, s
     while True:
         runs += 1
         try:
-            finished = await demo_data.load(addresses, sql_parts, slug=slug, call_limit=next(limits),
-                                            report=said.append)
+            finished = await load(slug=slug, call_limit=next(limits), report=said.append)
             break
         except demo_data.Interrupted:
             pass
     assert finished is True and runs >= 4
     assert said and all("incomplete" in line and "finishing" in line for line in said)
-    assert await demo_data.load(addresses, sql_parts, slug=slug) is False
-    await demo_data.load(addresses, sql_parts)  # the reference (loaded already when the test above ran)
+    assert await load(slug=slug) is False
+    await load()  # the reference (loaded already when the test above ran)
     # The same data as one uninterrupted load: nothing twice, nothing missing.
     assert without_sessions(counts(database, slug)) == without_sessions(counts(database, demo_data.SLUG))
     assert seat_violations(database, slug) == []

@@ -6,22 +6,25 @@ tours (past, current, future; available, full, completed, one completed with its
 interests and bookings, conversations with messages in several languages, agent
 configurations, prompt variants, an experiment, a dialogue analysis and the WhatsApp session.
 
-It is a client of the running services, like the web client: everything goes in through their
-gRPC APIs (the generated stubs), as the demo admin and the two managers, so the data obeys
-every rule the services enforce (statuses walked one by one and recorded as HUMAN changes,
-seats booked through BookTour, tours completed through CompleteTour). The parts of services
-whose package does not exist yet (`registry.existing()`) are written by SQL through that
-service's own database role instead, each in a small function marked to be replaced.
+It is a client of the running services, like the web client and the channel adapter:
+everything goes in through their gRPC APIs (the generated stubs), as the demo admin, the two
+managers, the WhatsApp webhook and the AI agent (service tokens from identity's
+IssueServiceToken), so the data obeys every rule the services enforce: statuses walked one
+by one and recorded as HUMAN changes, seats booked through BookTour, tours completed through
+CompleteTour, messages ingested and sent inside the 24-hour window, a hand-off before a
+manager answers. The part of a service whose package does not exist yet
+(`registry.existing()`; agents today) is written by SQL through that service's own database
+role instead, in a small function marked to be replaced.
 
-    loaded = await load({"identity": "127.0.0.1:50051", "crm": "127.0.0.1:50052", ...}, databases)
+    loaded = await load({"identity": "127.0.0.1:50051", ...}, {"agents": agents_db}, service_keys=path)
 
 Once: a second call finds the admin able to log in and the organization's settings written
-(the load's last step) and does nothing. A load that stopped half-way (a crash, Ctrl-C) is
-finished by the next call: every step first reads what exists (lists by natural keys: user
-email, partner and product name, tour note, client phone, one booking per client and tour,
-one interest per client and product) and creates or moves only what is missing; creates also
-carry request ids derived from a fixed namespace and the item, so a create retried within the
-services' request-id retention returns the first result.
+(the load's last step) and does nothing. A load that stopped half-way (a crash, a kill) is
+finished by the next call: every step first reads what exists (by natural keys: user email,
+partner and product name, tour note, client phone, one booking per client and tour, one
+interest per client and product, a message's channel id or text) and creates or moves only
+what is missing; creates also carry request ids derived from a fixed namespace and the item,
+so a create retried within the services' request-id retention returns the first result.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -40,6 +44,7 @@ from google.type import money_pb2
 from grpc import aio
 
 from libs import registry
+from libs.tenancy.service_auth import load_service_key, sign_assertion
 from soulkg.catalog.v1 import catalog_pb2 as cat
 from soulkg.catalog.v1 import catalog_pb2_grpc
 from soulkg.catalog.v1 import enums_pb2 as cat_enums
@@ -47,6 +52,9 @@ from soulkg.crm.v1 import crm_pb2, crm_pb2_grpc
 from soulkg.crm.v1 import enums_pb2 as crm_enums
 from soulkg.identity.v1 import enums_pb2 as identity_enums
 from soulkg.identity.v1 import identity_pb2, identity_pb2_grpc
+from soulkg.messaging.v1 import enums_pb2 as messaging_enums
+from soulkg.messaging.v1 import messaging_pb2 as msg
+from soulkg.messaging.v1 import messaging_pb2_grpc
 
 SLUG = "soul-kg"
 ORGANIZATION_NAME = "Soul KG"
@@ -236,19 +244,23 @@ INTEREST_FLOW = ["INTERESTED", "PROPOSED", "SELECTED", "BOOKED"]
 # --- the load ----------------------------------------------------------------------------------
 
 async def load(addresses: Mapping[str, str], databases: Mapping[str, object] | None = None, *,
-               slug: str = SLUG, call_limit: int | None = None,
+               service_keys: Path | None = None, slug: str = SLUG, call_limit: int | None = None,
                report: Callable[[str], None] | None = None) -> bool:
     """Load the demo organization through the running services. True when it loaded (all of
     it, or the rest of a load that stopped half-way), False when it was there already.
 
-    `addresses`: service name -> "host:port" of every existing service (identity, crm and
-    catalog at least). `databases`: service name -> TenantDatabase connected as that service's
-    own role, for the services whose package does not exist yet (their part goes in by SQL).
-    `slug`: the organization (tests load more than one). `call_limit`: stop with Interrupted
-    after that many calls (tests). `report`: told when an unfinished load is being finished."""
+    `addresses`: service name -> "host:port" of every existing service. `databases`: service
+    name -> TenantDatabase connected as that service's own role, for the services whose
+    package does not exist yet (their part goes in by SQL). `service_keys`: a directory with
+    the private keys `webhook.key.pem` and `agents.key.pem` whose public halves identity
+    trusts (`<keys dir>/services/<name>.pub.pem`): the clients' messages come in through the
+    WhatsApp webhook's service token and the AI's replies go out with the agents' token, both
+    from IssueServiceToken. `slug`: the organization (tests load more than one).
+    `call_limit`: stop with Interrupted after that many calls (tests). `report`: told when an
+    unfinished load is being finished."""
     channels = {name: aio.insecure_channel(address) for name, address in addresses.items()}
     try:
-        loader = _Loader(channels, databases or {}, slug, call_limit, report or (lambda _: None))
+        loader = _Loader(channels, databases or {}, service_keys, slug, call_limit, report or (lambda _: None))
         return await loader.run()
     finally:
         for channel in channels.values():
@@ -256,9 +268,12 @@ async def load(addresses: Mapping[str, str], databases: Mapping[str, object] | N
 
 
 class _Loader:
-    def __init__(self, channels: Mapping[str, aio.Channel], databases: Mapping[str, object], slug: str,
-                 call_limit: int | None, report: Callable[[str], None]) -> None:
+    def __init__(self, channels: Mapping[str, aio.Channel], databases: Mapping[str, object],
+                 service_keys: Path | None, slug: str, call_limit: int | None,
+                 report: Callable[[str], None]) -> None:
+        self.channels = channels
         self.databases = databases
+        self.service_keys = service_keys
         self.slug = slug
         self.call_limit = call_limit
         self.calls = 0
@@ -395,7 +410,8 @@ class _Loader:
         """Configurations, prompt variants, the experiment and the analysis; returns the two
         variants' ids (clients are assigned one)."""
         if registry.service("agents").exists:
-            raise NotImplementedError("agents exists: load its demo part through its API")  # TODO(agents)
+            raise NotImplementedError("services/agents exists: load its demo part through its API here "
+                                      "instead of agents_by_sql")
         self.step()
         return [str(v) for v in await agents_by_sql(self._database("agents"), uuid.UUID(self.organization_id))]
 
@@ -488,12 +504,66 @@ class _Loader:
 
     # --- messaging -----------------------------------------------------------------------------
 
+    async def service_token(self, service: str) -> str:
+        """A service token of `service` for the organization, from identity's exchange of an
+        assertion signed with the service's own key."""
+        if self.service_keys is None:
+            raise ValueError(f"the demo data needs the {service} service's private key (service_keys)")
+        assertion = sign_assertion(load_service_key(self.service_keys / f"{service}.key.pem"), service,
+                                   self.organization_id)
+        reply = await self.call(self.auth.IssueServiceToken, identity_pb2.IssueServiceTokenRequest(
+            organization_id=self.organization_id, service_name=service, assertion=assertion))
+        return reply.access_token
+
     async def messaging(self) -> None:
-        if registry.service("messaging").exists:
-            raise NotImplementedError("messaging exists: load its demo part through its API")  # TODO(messaging)
-        self.step()
-        await messaging_by_sql(self._database("messaging"), uuid.UUID(self.organization_id),
-                               [uuid.UUID(c.id) for c in self.clients], uuid.UUID(self.admin_id))
+        """The dialogues as they happen: the client's lines through the WhatsApp webhook
+        (IngestInboundMessage with its service token), the AI's replies with the agents'
+        token, the human's after the manager takes the conversation over (a hand-off); then
+        the WhatsApp session, paired once and disconnected (no phone behind the demo)."""
+        channel = self.channels["messaging"]
+        conversations_api = messaging_pb2_grpc.ConversationServiceStub(channel)
+        messages_api = messaging_pb2_grpc.MessageServiceStub(channel)
+        sessions_api = messaging_pb2_grpc.WhatsAppSessionServiceStub(channel)
+        webhook, agent = await self.service_token("webhook"), await self.service_token("agents")
+        conversations: dict[str, msg.Conversation] = {}
+        for conversation in await self.list_all(conversations_api.ListConversations, msg.ListConversationsRequest(
+                page_size=1000), "conversations", self.admin_token):
+            conversations.setdefault(conversation.client_id, conversation)  # the latest one
+        for client_index, _language, lines in DIALOGUES:
+            client, manager = self.clients[client_index], self.manager(client_index)
+            conversation = conversations.get(client.id)
+            stored = set()
+            if conversation is not None:
+                stored = {m.external_message_id if m.direction == messaging_enums.MESSAGE_DIRECTION_INCOMING
+                          else m.content for m in await self.list_all(
+                              messages_api.ListMessages, msg.ListMessagesRequest(
+                                  conversation_id=conversation.id, page_size=1000), "messages", self.admin_token)}
+            for position, (content, sender) in enumerate(lines):
+                if sender is None:
+                    external_id = f"demo-{client_index}-{position}"
+                    if external_id not in stored:
+                        conversation = (await self.call(messages_api.IngestInboundMessage,
+                                                        msg.IngestInboundMessageRequest(
+                            channel=messaging_enums.COMMUNICATION_CHANNEL_WHATSAPP, from_phone=client.phone,
+                            content=content, external_message_id=external_id, contact_name=client.first_name),
+                            webhook)).conversation
+                    continue
+                if content in stored:
+                    continue
+                if sender == "HUMAN" and conversation.managed_by != messaging_enums.CONVERSATION_MANAGER_HUMAN:
+                    conversation = (await self.call(conversations_api.HandOffConversation,
+                                                    msg.HandOffConversationRequest(
+                        id=conversation.id, to=messaging_enums.CONVERSATION_MANAGER_HUMAN,
+                        reason="the client asks about food: a manager answers"), manager)).conversation
+                await self.call(messages_api.SendMessage, msg.SendMessageRequest(
+                    conversation_id=conversation.id, content=content,
+                    request_id=self.request_id(f"message/{client.phone}/{position}")),
+                    manager if sender == "HUMAN" else agent)
+        session = await self.call(sessions_api.GetWhatsAppSession, msg.GetWhatsAppSessionRequest(), self.admin_token)
+        if not session.HasField("update_time"):
+            session = await self.call(sessions_api.ConnectWhatsApp, msg.ConnectWhatsAppRequest(), self.admin_token)
+        if session.status == messaging_enums.WHATS_APP_SESSION_STATUS_CONNECTING:
+            await self.call(sessions_api.DisconnectWhatsApp, msg.DisconnectWhatsAppRequest(), self.admin_token)
 
     def _database(self, service: str):
         database = self.databases.get(service)
@@ -588,7 +658,8 @@ class _Loader:
 
 # --- SQL parts of services that do not exist yet ---------------------------------------------------
 # Each runs through the owning service's own database role, under row-level security, in one
-# transaction (all or nothing, so a later load finds it whole or absent).
+# transaction (all or nothing, so a later load finds it whole or absent). To be replaced by the
+# service's API as soon as its package exists (run() refuses the SQL then).
 
 async def _insert(conn, table: str, values: dict) -> uuid.UUID:
     columns = ", ".join(values)
@@ -630,33 +701,3 @@ async def agents_by_sql(db, org: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
             "data": json.dumps({"conversations": len(DIALOGUES), "qualified": 2}),
             "recommendations": json.dumps(["Ask for travel dates in the first reply"])})
         return variant_a, variant_b
-
-
-async def messaging_by_sql(db, org: uuid.UUID, clients: list[uuid.UUID], admin: uuid.UUID) -> None:
-    """TO BE REPLACED by messaging's API (IngestInboundMessage with a webhook service token for
-    the clients' lines, SendMessage for the replies, a hand-off for the one a human answers)
-    once the messaging service exists. One conversation per dialogue, the WhatsApp session."""
-    started_base = datetime.now(UTC) - timedelta(days=3)
-    async with db.transaction(org) as conn:
-        have = {row["client_id"] for row in await conn.fetch(
-            "SELECT client_id FROM conversations WHERE organization_id = $1", org)}
-        for client_index, language, lines in DIALOGUES:
-            if clients[client_index] in have:
-                continue
-            started = started_base - timedelta(hours=client_index)
-            managed_by = "HUMAN" if any(sender == "HUMAN" for _, sender in lines) else "AI"
-            conversation = await _insert(conn, "conversations", {
-                "organization_id": org, "client_id": clients[client_index], "managed_by": managed_by,
-                "last_message_at": started + timedelta(minutes=len(lines) - 1)})
-            for position, (content, sender) in enumerate(lines):
-                incoming = sender is None
-                await _insert(conn, "messages", {
-                    "organization_id": org, "conversation_id": conversation,
-                    "direction": "INCOMING" if incoming else "OUTGOING",
-                    "sender": "CLIENT" if incoming else sender,
-                    "sender_id": admin if sender == "HUMAN" else None, "content": content,
-                    "language": language, "whatsapp_message_id": f"demo-{client_index}-{position}",
-                    "status": "DELIVERED", "created_at": started + timedelta(minutes=position)})
-        await conn.execute("INSERT INTO whatsapp_sessions (organization_id, status) VALUES ($1, 'DISCONNECTED') "
-                           "ON CONFLICT (organization_id) DO NOTHING", org)
-

@@ -95,7 +95,8 @@ def load_demo_data(urls: DatabaseUrls) -> bool:
         dbs = {entry.name: await TenantDatabase.connect(urls.service(entry.name), min_size=1, max_size=1)
                for entry in registry.SERVICES if not entry.exists}
         try:
-            return await demo_data.load(addresses, dbs, report=lambda line: print(line, flush=True))
+            return await demo_data.load(addresses, dbs, service_keys=service_keys(),
+                                        report=lambda line: print(line, flush=True))
         finally:
             for db in dbs.values():
                 await db.close()
@@ -108,6 +109,22 @@ def keys_dir() -> Path:
     if not (directory / "current").exists():
         generate_key_pair(directory)
     return directory
+
+
+DEV_SERVICE_KEYS = ("webhook", "agents")  # the demo data's inbound messages and AI replies
+
+
+def service_keys() -> Path:
+    """Key pairs of the internal services the demo data acts as (identity's IssueServiceToken
+    trusts `keys/services/<name>.pub.pem`; the private halves stay in keys/services-private/),
+    made once. Returns the directory of the private keys."""
+    trusted, private = keys_dir() / "services", keys_dir() / "services-private"
+    trusted.mkdir(exist_ok=True)
+    for name in DEV_SERVICE_KEYS:
+        if not ((private / f"{name}.key.pem").exists() and (trusted / f"{name}.pub.pem").exists()):
+            generate_key_pair(private, kid=name)
+            (private / f"{name}.pub.pem").replace(trusted / f"{name}.pub.pem")
+    return private
 
 
 def _die_with_parent() -> None:
