@@ -106,10 +106,12 @@ async def test_demo_data_loads_once_through_the_services_and_works(load, databas
     # Conversations as they happen: the clients' lines, the AI's replies, a manager's after a hand-off.
     assert distinct(database, slug, "select sender::text from messages where organization_id = %s") == {
         "CLIENT", "AI", "HUMAN"}
-    assert distinct(database, slug, """select c.managed_by::text || ' ' || u.role::text from conversations c
-                                       join messages m on m.conversation_id = c.id and m.organization_id = c.organization_id
+    assert distinct(database, slug, """select c.managed_by::text || ' ' || u.role::text
+                                       from conversations c join messages m
+                                       on m.conversation_id = c.id and m.organization_id = c.organization_id
                                        join users u on u.id = m.sender_id and u.organization_id = m.organization_id
                                        where c.organization_id = %s""") == {"HUMAN MANAGER"}
+    assert distinct(database, slug, "select status::text from messages where organization_id = %s") == {"DELIVERED"}
 
     login = await identity_pb2_grpc.AuthServiceStub(identity_channel).Login(identity_pb2.LoginRequest(
         organization_slug=demo_data.SLUG, email=demo_data.ADMIN_EMAIL, password=demo_data.PASSWORD))

@@ -532,33 +532,38 @@ class _Loader:
         for client_index, _language, lines in DIALOGUES:
             client, manager = self.clients[client_index], self.manager(client_index)
             conversation = conversations.get(client.id)
-            stored = set()
-            if conversation is not None:
-                stored = {m.external_message_id if m.direction == messaging_enums.MESSAGE_DIRECTION_INCOMING
-                          else m.content for m in await self.list_all(
-                              messages_api.ListMessages, msg.ListMessagesRequest(
-                                  conversation_id=conversation.id, page_size=1000), "messages", self.admin_token)}
+            stored = [] if conversation is None else await self.list_all(
+                messages_api.ListMessages, msg.ListMessagesRequest(conversation_id=conversation.id, page_size=1000),
+                "messages", self.admin_token)
+            incoming = messaging_enums.MESSAGE_DIRECTION_INCOMING
+            inbound = {m.external_message_id for m in stored if m.direction == incoming}
+            outbound = {m.content: m for m in stored if m.direction != incoming}
             for position, (content, sender) in enumerate(lines):
                 if sender is None:
                     external_id = f"demo-{client_index}-{position}"
-                    if external_id not in stored:
+                    if external_id not in inbound:
                         conversation = (await self.call(messages_api.IngestInboundMessage,
                                                         msg.IngestInboundMessageRequest(
                             channel=messaging_enums.COMMUNICATION_CHANNEL_WHATSAPP, from_phone=client.phone,
                             content=content, external_message_id=external_id, contact_name=client.first_name),
                             webhook)).conversation
                     continue
-                if content in stored:
-                    continue
-                if sender == "HUMAN" and conversation.managed_by != messaging_enums.CONVERSATION_MANAGER_HUMAN:
-                    conversation = (await self.call(conversations_api.HandOffConversation,
-                                                    msg.HandOffConversationRequest(
-                        id=conversation.id, to=messaging_enums.CONVERSATION_MANAGER_HUMAN,
-                        reason="the client asks about food: a manager answers"), manager)).conversation
-                await self.call(messages_api.SendMessage, msg.SendMessageRequest(
-                    conversation_id=conversation.id, content=content,
-                    request_id=self.request_id(f"message/{client.phone}/{position}")),
-                    manager if sender == "HUMAN" else agent)
+                message = outbound.get(content)
+                if message is None:
+                    if sender == "HUMAN" and conversation.managed_by != messaging_enums.CONVERSATION_MANAGER_HUMAN:
+                        conversation = (await self.call(conversations_api.HandOffConversation,
+                                                        msg.HandOffConversationRequest(
+                            id=conversation.id, to=messaging_enums.CONVERSATION_MANAGER_HUMAN,
+                            reason="the client asks about food: a manager answers"), manager)).conversation
+                    message = await self.call(messages_api.SendMessage, msg.SendMessageRequest(
+                        conversation_id=conversation.id, content=content,
+                        request_id=self.request_id(f"message/{client.phone}/{position}")),
+                        manager if sender == "HUMAN" else agent)
+                if message.status == messaging_enums.MESSAGE_STATUS_SENT and message.external_message_id:
+                    # WhatsApp's delivery report, through the webhook.
+                    await self.call(messages_api.UpdateMessageStatus, msg.UpdateMessageStatusRequest(
+                        external_message_id=message.external_message_id,
+                        status=msg.DeliveryStatus.DELIVERY_STATUS_DELIVERED), webhook)
         session = await self.call(sessions_api.GetWhatsAppSession, msg.GetWhatsAppSessionRequest(), self.admin_token)
         if not session.HasField("update_time"):
             session = await self.call(sessions_api.ConnectWhatsApp, msg.ConnectWhatsAppRequest(), self.admin_token)
@@ -683,7 +688,8 @@ async def agents_by_sql(db, org: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
             "is_default": True})
         variant_b = await _insert(conn, "prompt_variants", {
             "organization_id": org, "agent_type": "COMMUNICATION", "name": "Storyteller",
-            "description": "Paints the trip with stories", "prompt": "You tell short stories about Kyrgyzstan's places."})
+            "description": "Paints the trip with stories",
+            "prompt": "You tell short stories about Kyrgyzstan's places."})
         experiment = await _insert(conn, "experiments", {
             "organization_id": org, "agent_type": "COMMUNICATION", "name": "Tone of the first reply",
             "description": "Warm-and-brief against storyteller"})
