@@ -296,7 +296,6 @@ class _Loader:
         self.sessions: list[str] = []  # refresh tokens, ended when the load ends
         self.manager_tokens: list[str] = []
         self.organization_id = ""
-        self.admin_id = ""
         self.variant_ids: list[str] = []
         self.partners: list[cat.Partner] = []
         self.products: list[cat.Product] = []
@@ -389,10 +388,8 @@ class _Loader:
         return True
 
     async def managers(self) -> None:
-        listing = await self.call(self.users.ListUsers, identity_pb2.ListUsersRequest(page_size=1000),
-                                  self.admin_token)
-        existing = {user.email: user for user in listing.users}
-        self.admin_id = existing[ADMIN_EMAIL].id
+        existing = {user.email for user in await self.list_all(
+            self.users.ListUsers, identity_pb2.ListUsersRequest(page_size=1000), "users", self.admin_token)}
         for email, first, last in MANAGERS:
             if email not in existing:
                 await self.call(self.users.CreateUser, identity_pb2.CreateUserRequest(
