@@ -171,3 +171,4 @@ def channel_fixture(name: str):
 
 identity_channel = channel_fixture("identity")
 crm_channel = channel_fixture("crm")
+agents_channel = channel_fixture("agents")

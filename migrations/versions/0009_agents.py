@@ -55,6 +55,9 @@ def upgrade() -> None:
     op.execute("ALTER TABLE experiments ADD COLUMN weights_version integer NOT NULL DEFAULT 1")
     op.execute("ALTER TABLE experiments ADD COLUMN weights_history jsonb NOT NULL DEFAULT '[]'")
     op.execute("ALTER TABLE experiments ADD CONSTRAINT ck_experiments_weights_version CHECK (weights_version >= 1)")
+    # A goal is a funnel stage a client can move to: not the first one, not the exit.
+    op.execute("ALTER TABLE experiments ADD CONSTRAINT ck_experiments_goal_status"
+               " CHECK (goal_status NOT IN ('NEW_LEAD', 'CLOSED'))")
     op.execute("ALTER TABLE experiments ALTER COLUMN start_date DROP NOT NULL")
 
     op.execute("ALTER TABLE experiment_variants ADD COLUMN is_control boolean NOT NULL DEFAULT false")
@@ -164,6 +167,7 @@ def downgrade() -> None:
     op.execute("ALTER TABLE experiments ALTER COLUMN start_date SET NOT NULL")
     for table in ("experiments", "experiment_variants"):
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE experiments DROP CONSTRAINT ck_experiments_goal_status")
     op.execute("ALTER TABLE experiments DROP CONSTRAINT ck_experiments_weights_version")
     op.execute("ALTER TABLE experiments DROP COLUMN weights_history")
     op.execute("ALTER TABLE experiments DROP COLUMN weights_version")

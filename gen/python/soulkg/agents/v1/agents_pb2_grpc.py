@@ -1488,8 +1488,9 @@ class DialogueAnalysisServiceStub:
     organization.
     * EXPERIMENT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of an experiment
     the organization does not have.
-    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis (or a record)
-    naming a variant the organization does not have.
+    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of a variant
+    the organization does not have. (A record naming such a variant is
+    INVALID_ARGUMENT.)
     * UPSTREAM_FAILED (UNAVAILABLE): RunConversionAnalysis could not read the
     clients' status history from crm. crm's own errors come back with their
     code and crm's reason (ErrorInfo metadata `service` = `crm`).
@@ -1551,8 +1552,9 @@ class DialogueAnalysisServiceServicer:
     organization.
     * EXPERIMENT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of an experiment
     the organization does not have.
-    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis (or a record)
-    naming a variant the organization does not have.
+    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of a variant
+    the organization does not have. (A record naming such a variant is
+    INVALID_ARGUMENT.)
     * UPSTREAM_FAILED (UNAVAILABLE): RunConversionAnalysis could not read the
     clients' status history from crm. crm's own errors come back with their
     code and crm's reason (ErrorInfo metadata `service` = `crm`).
@@ -1653,8 +1655,9 @@ class DialogueAnalysisService:
     organization.
     * EXPERIMENT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of an experiment
     the organization does not have.
-    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis (or a record)
-    naming a variant the organization does not have.
+    * PROMPT_VARIANT_NOT_FOUND (NOT_FOUND): RunConversionAnalysis of a variant
+    the organization does not have. (A record naming such a variant is
+    INVALID_ARGUMENT.)
     * UPSTREAM_FAILED (UNAVAILABLE): RunConversionAnalysis could not read the
     clients' status history from crm. crm's own errors come back with their
     code and crm's reason (ErrorInfo metadata `service` = `crm`).
