@@ -279,6 +279,19 @@ async def test_experiment_lifecycle(org):
     assert [e.id for e in listed.experiments] == [created.id]
 
 
+async def test_a_draft_whose_variant_was_deactivated_does_not_start(org):
+    a, b = await org.variant("A"), await org.variant("B")
+    draft = await org.experiment([(a, 1), (b, 1)])
+    await org.variants.UpdatePromptVariant(pb.UpdatePromptVariantRequest(  # allowed: not started yet
+        prompt_variant=pb.PromptVariant(id=b.id, is_active=False), update_mask=mask("is_active")))
+    assert await code_and_reason(org.start(draft.id)) == (grpc.StatusCode.FAILED_PRECONDITION, "VARIANT_INACTIVE")
+    # Cancelled, its variants may go; its results are then empty, not an error.
+    await org.experiments.CancelExperiment(pb.CancelExperimentRequest(id=draft.id))
+    for variant in (a, b):
+        await org.variants.DeletePromptVariant(pb.DeletePromptVariantRequest(id=variant.id))
+    assert not (await org.results(draft.id)).variants
+
+
 async def test_racing_starts_leave_one_live_experiment_per_agent_type(org):
     a, b = await org.variant("A"), await org.variant("B")
     drafts = [await org.experiment([(a, 1), (b, 1)], name=f"E{i}") for i in range(6)]

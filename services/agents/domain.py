@@ -549,6 +549,17 @@ def transition(experiment: Experiment, action: str) -> str:
     return target
 
 
+def check_startable(experiment: Experiment, found: Mapping[UUID, PromptVariant]) -> None:
+    """Every variant still exists and is active (one may have been deactivated while the
+    experiment was not live)."""
+    inactive = [str(v.prompt_variant_id) for v in experiment.variants
+                if v.prompt_variant_id not in found or not found[v.prompt_variant_id].is_active]
+    if inactive:
+        raise FailedPrecondition("the experiment's variants must be active to start it: activate "
+                                 f"{', '.join(inactive)} or change the variants", reason="VARIANT_INACTIVE",
+                                 metadata={"prompt_variant_ids": ",".join(inactive)})
+
+
 def unknown_reference(field_name: str, what: str) -> InvalidArgument:
     return InvalidArgument.field(field_name, f"no such {what} in this organization")
 
@@ -731,7 +742,9 @@ def compute_results(experiment: Experiment, names: Mapping[UUID, str],
                     now: datetime) -> ExperimentResults:
     """The results from counts: `counts[(weights version, variant)]` clients assigned,
     `converted[variant]` of them converted."""
-    ordered = [experiment.control, *(v for v in experiment.variants if not v.control)]
+    # The control first. (An experiment can be left with no variant: a cancelled one whose
+    # variants were deleted.)
+    ordered = [experiment.control, *(v for v in experiment.variants if not v.control)] if experiment.variants else []
     assigned = {v.prompt_variant_id: sum(n for (_, vid), n in counts.items() if vid == v.prompt_variant_id)
                 for v in ordered}
     total = sum(assigned.values())
@@ -743,8 +756,8 @@ def compute_results(experiment: Experiment, names: Mapping[UUID, str],
         srm_groups.append(([counts.get((version, vid), 0) for vid in ids], [weights.get(vid, 0) for vid in ids]))
     srm = stats.sample_ratio_test(srm_groups)
 
-    control = ordered[0].prompt_variant_id
-    xc, nc = converted.get(control, 0), assigned[control]
+    control = ordered[0].prompt_variant_id if ordered else None
+    xc, nc = converted.get(control, 0), assigned.get(control, 0)
     tests = {v.prompt_variant_id: stats.two_proportion_z_test(xc, nc, converted.get(v.prompt_variant_id, 0),
                                                               assigned[v.prompt_variant_id])
              for v in ordered[1:]}

@@ -253,7 +253,11 @@ class ExperimentsService:
         async with self.db.transaction() as conn:
             current = found(await repo.get_experiment(conn, row_id, for_update=True), "experiment")
             check_etag(etag, current.etag)
-            await repo.set_experiment_status(conn, row_id, domain.transition(current, action))
+            target = domain.transition(current, action)
+            if target == "ACTIVE":  # a variant deactivated since the experiment was made cannot be served
+                domain.check_startable(current, await repo.get_variants(
+                    conn, [v.prompt_variant_id for v in current.variants]))
+            await repo.set_experiment_status(conn, row_id, target)
             return found(await repo.get_experiment(conn, row_id), "experiment")
 
     async def results(self, row_id: UUID) -> ExperimentResults:

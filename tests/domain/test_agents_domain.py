@@ -224,3 +224,8 @@ def test_non_finite_statistics_never_reach_the_wire():
     for value in (math.nan, math.inf):
         with pytest.raises(AssertionError):
             domain.finite(value)
+
+
+def test_results_of_an_experiment_left_with_no_variant_are_empty():
+    results = domain.compute_results(experiment("CANCELLED", True, variants=()), {}, {}, {}, NOW)
+    assert (results.variants, results.assigned, results.sample_ratio.p_value) == ((), 0, 1.0)

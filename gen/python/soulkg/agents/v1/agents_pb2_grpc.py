@@ -760,6 +760,9 @@ class ExperimentServiceStub:
     started): complete or cancel that one first.
     * EXPERIMENT_ENDED (FAILED_PRECONDITION): UpdateExperiment of a completed
     or cancelled experiment.
+    * VARIANT_INACTIVE (FAILED_PRECONDITION): StartExperiment while one of the
+    experiment's variants is inactive (deactivated after the experiment was
+    made).
     * VARIANTS_LOCKED (FAILED_PRECONDITION): UpdateExperiment changing which
     variants take part, or the control, after the experiment started (weights
     may change).
@@ -872,6 +875,9 @@ class ExperimentServiceServicer:
     started): complete or cancel that one first.
     * EXPERIMENT_ENDED (FAILED_PRECONDITION): UpdateExperiment of a completed
     or cancelled experiment.
+    * VARIANT_INACTIVE (FAILED_PRECONDITION): StartExperiment while one of the
+    experiment's variants is inactive (deactivated after the experiment was
+    made).
     * VARIANTS_LOCKED (FAILED_PRECONDITION): UpdateExperiment changing which
     variants take part, or the control, after the experiment started (weights
     may change).
@@ -1057,6 +1063,9 @@ class ExperimentService:
     started): complete or cancel that one first.
     * EXPERIMENT_ENDED (FAILED_PRECONDITION): UpdateExperiment of a completed
     or cancelled experiment.
+    * VARIANT_INACTIVE (FAILED_PRECONDITION): StartExperiment while one of the
+    experiment's variants is inactive (deactivated after the experiment was
+    made).
     * VARIANTS_LOCKED (FAILED_PRECONDITION): UpdateExperiment changing which
     variants take part, or the control, after the experiment started (weights
     may change).
