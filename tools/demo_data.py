@@ -12,11 +12,9 @@ managers, the WhatsApp webhook and the AI agent (service tokens from identity's
 IssueServiceToken), so the data obeys every rule the services enforce: statuses walked one
 by one and recorded as HUMAN changes, seats booked through BookTour, tours completed through
 CompleteTour, messages ingested and sent inside the 24-hour window, a hand-off before a
-manager answers. The part of a service whose package does not exist yet
-(`registry.existing()`; agents today) is written by SQL through that service's own database
-role instead, in a small function marked to be replaced.
+manager answers, an experiment started through its lifecycle.
 
-    loaded = await load({"identity": "127.0.0.1:50051", ...}, {"agents": agents_db}, service_keys=path)
+    loaded = await load({"identity": "127.0.0.1:50051", ...}, service_keys=path)
 
 Once: a second call finds the admin able to log in and the organization's settings written
 (the load's last step) and does nothing. A load that stopped half-way (a crash, a kill) is
@@ -30,7 +28,6 @@ so a create retried within the services' request-id retention returns the first 
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,8 +40,9 @@ from google.rpc import error_details_pb2, status_pb2
 from google.type import money_pb2
 from grpc import aio
 
-from libs import registry
 from libs.tenancy.service_auth import load_service_key, sign_assertion
+from soulkg.agents.v1 import agents_pb2, agents_pb2_grpc
+from soulkg.agents.v1 import enums_pb2 as agents_enums
 from soulkg.catalog.v1 import catalog_pb2 as cat
 from soulkg.catalog.v1 import catalog_pb2_grpc
 from soulkg.catalog.v1 import enums_pb2 as cat_enums
@@ -165,6 +163,14 @@ def _past_with_bookings(index: int) -> bool:
 # before its dates move into the past and it is completed.
 BOOK_BEFORE_PAST_DAYS = 365
 
+AGENT_CONFIGURATIONS = [("COMMUNICATION", "Default communication"), ("QUALIFICATION", "Budget and dates"),
+                        ("PRODUCT_SELECTION", "Tour matcher")]
+PROMPT_VARIANTS = [  # name, description, prompt, default for its agent type
+    ("Warm and brief", "Short friendly replies", "You are a warm, brief travel assistant for Soul KG.", True),
+    ("Storyteller", "Paints the trip with stories", "You tell short stories about Kyrgyzstan's places.", False),
+]
+EXPERIMENT_NAME = "Tone of the first reply"
+
 DIALOGUES = [  # client index, language, lines (text, sender: None = the client, "AI", "HUMAN")
     (0, "en", [("Hi! Do you have weekend trips in March?", None),
                ("Hello Emma! Yes — our Weekend Getaway leaves every Friday. How many of you?", "AI")]),
@@ -243,15 +249,12 @@ INTEREST_FLOW = ["INTERESTED", "PROPOSED", "SELECTED", "BOOKED"]
 
 # --- the load ----------------------------------------------------------------------------------
 
-async def load(addresses: Mapping[str, str], databases: Mapping[str, object] | None = None, *,
-               service_keys: Path | None = None, slug: str = SLUG, call_limit: int | None = None,
+async def load(addresses: Mapping[str, str], *, service_keys: Path | None = None, slug: str = SLUG, call_limit: int | None = None,
                report: Callable[[str], None] | None = None) -> bool:
     """Load the demo organization through the running services. True when it loaded (all of
     it, or the rest of a load that stopped half-way), False when it was there already.
 
-    `addresses`: service name -> "host:port" of every existing service. `databases`: service
-    name -> TenantDatabase connected as that service's own role, for the services whose
-    package does not exist yet (their part goes in by SQL). `service_keys`: a directory with
+    `addresses`: service name -> "host:port" of every service. `service_keys`: a directory with
     the private keys `webhook.key.pem` and `agents.key.pem` whose public halves identity
     trusts (`<keys dir>/services/<name>.pub.pem`): the clients' messages come in through the
     WhatsApp webhook's service token and the AI's replies go out with the agents' token, both
@@ -260,7 +263,7 @@ async def load(addresses: Mapping[str, str], databases: Mapping[str, object] | N
     unfinished load is being finished."""
     channels = {name: aio.insecure_channel(address) for name, address in addresses.items()}
     try:
-        loader = _Loader(channels, databases or {}, service_keys, slug, call_limit, report or (lambda _: None))
+        loader = _Loader(channels, service_keys, slug, call_limit, report or (lambda _: None))
         return await loader.run()
     finally:
         for channel in channels.values():
@@ -268,11 +271,9 @@ async def load(addresses: Mapping[str, str], databases: Mapping[str, object] | N
 
 
 class _Loader:
-    def __init__(self, channels: Mapping[str, aio.Channel], databases: Mapping[str, object],
-                 service_keys: Path | None, slug: str, call_limit: int | None,
+    def __init__(self, channels: Mapping[str, aio.Channel], service_keys: Path | None, slug: str, call_limit: int | None,
                  report: Callable[[str], None]) -> None:
         self.channels = channels
-        self.databases = databases
         self.service_keys = service_keys
         self.slug = slug
         self.call_limit = call_limit
@@ -289,6 +290,11 @@ class _Loader:
         self.tours_api = catalog_pb2_grpc.TourServiceStub(catalog)
         self.bookings_api = catalog_pb2_grpc.BookingServiceStub(catalog)
         self.interests_api = catalog_pb2_grpc.ClientProductServiceStub(catalog)
+        agents = channels["agents"]
+        self.configurations_api = agents_pb2_grpc.AgentConfigurationServiceStub(agents)
+        self.variants_api = agents_pb2_grpc.PromptVariantServiceStub(agents)
+        self.experiments_api = agents_pb2_grpc.ExperimentServiceStub(agents)
+        self.analyses_api = agents_pb2_grpc.DialogueAnalysisServiceStub(agents)
         today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
         self.today = today if today <= datetime.now(UTC) else today - timedelta(days=1)
         # Filled as the load goes.
@@ -296,7 +302,6 @@ class _Loader:
         self.sessions: list[str] = []  # refresh tokens, ended when the load ends
         self.manager_tokens: list[str] = []
         self.organization_id = ""
-        self.variant_ids: list[str] = []
         self.partners: list[cat.Partner] = []
         self.products: list[cat.Product] = []
         self.tours: list[cat.Tour] = []
@@ -336,9 +341,10 @@ class _Loader:
             self.report(f"organization {self.slug} exists but its demo data is incomplete (a load stopped "
                         "half-way): finishing it")
         await self.managers()
-        self.variant_ids = await self.agents()
+        await self.agents()
         await self.catalog()
         await self.crm()
+        await self.resolve_prompts()
         await self.messaging()
         await self.interests_and_bookings()
         await self.finish_tours()
@@ -404,13 +410,62 @@ class _Loader:
     # --- agents ------------------------------------------------------------------------------
 
     async def agents(self) -> list[str]:
-        """Configurations, prompt variants, the experiment and the analysis; returns the two
-        variants' ids (clients are assigned one)."""
-        if registry.service("agents").exists:
-            raise NotImplementedError("services/agents exists: load its demo part through its API here "
-                                      "instead of agents_by_sql")
-        self.step()
-        return [str(v) for v in await agents_by_sql(self._database("agents"), uuid.UUID(self.organization_id))]
+        """Configurations, the two prompt variants, the running experiment between them and an
+        analysis, through the agents service; returns the two variants' ids (clients carry one)."""
+        token = self.admin_token
+        configurations = {(c.agent_type, c.name) for c in await self.list_all(
+            self.configurations_api.ListAgentConfigurations, agents_pb2.ListAgentConfigurationsRequest(page_size=100),
+            "agent_configurations", token)}
+        for agent_type, name in AGENT_CONFIGURATIONS:
+            kind = agents_enums.AgentType.Value(f"AGENT_TYPE_{agent_type}")
+            if (kind, name) not in configurations:
+                await self.call(self.configurations_api.CreateAgentConfiguration,
+                                agents_pb2.CreateAgentConfigurationRequest(
+                                    agent_configuration=agents_pb2.AgentConfiguration(
+                                        agent_type=kind, name=name, is_active=True,
+                                        prompt=f"{name}: follow the organization's tone and cultural notes.",
+                                        settings=_struct({"model": "any", "temperature": 0.4})),
+                                    request_id=self.request_id(f"configuration/{agent_type}/{name}")), token)
+        variants = {v.name: v.id for v in await self.list_all(
+            self.variants_api.ListPromptVariants, agents_pb2.ListPromptVariantsRequest(page_size=100),
+            "prompt_variants", token)}
+        for name, description, prompt, is_default in PROMPT_VARIANTS:
+            if name not in variants:
+                created = await self.call(self.variants_api.CreatePromptVariant, agents_pb2.CreatePromptVariantRequest(
+                    prompt_variant=agents_pb2.PromptVariant(
+                        agent_type=agents_enums.AGENT_TYPE_COMMUNICATION, name=name, description=description,
+                        prompt=prompt, is_active=True, is_default=is_default),
+                    request_id=self.request_id(f"variant/{name}")), token)
+                variants[name] = created.id
+        ids = [variants[name] for name, *_ in PROMPT_VARIANTS]
+        experiments = {e.name: e for e in await self.list_all(
+            self.experiments_api.ListExperiments, agents_pb2.ListExperimentsRequest(page_size=100),
+            "experiments", token)}
+        experiment = experiments.get(EXPERIMENT_NAME)
+        if experiment is None:
+            experiment = await self.call(self.experiments_api.CreateExperiment, agents_pb2.CreateExperimentRequest(
+                experiment=agents_pb2.Experiment(
+                    agent_type=agents_enums.AGENT_TYPE_COMMUNICATION, name=EXPERIMENT_NAME,
+                    description="Warm-and-brief against storyteller",
+                    variants=[agents_pb2.ExperimentVariant(prompt_variant_id=ids[0], weight=50, control=True),
+                              agents_pb2.ExperimentVariant(prompt_variant_id=ids[1], weight=50)]),
+                request_id=self.request_id("experiment")), token)
+        if not experiment.HasField("start_time"):
+            await self.call(self.experiments_api.StartExperiment,
+                            agents_pb2.StartExperimentRequest(id=experiment.id), token)
+        analyses = await self.list_all(self.analyses_api.ListDialogueAnalyses,
+                                       agents_pb2.ListDialogueAnalysesRequest(page_size=100), "dialogue_analyses",
+                                       token)
+        if not analyses:
+            recommendations = struct_pb2.Value()
+            recommendations.list_value.values.add().string_value = "Ask for travel dates in the first reply"
+            await self.call(self.analyses_api.CreateDialogueAnalysis, agents_pb2.CreateDialogueAnalysisRequest(
+                dialogue_analysis=agents_pb2.DialogueAnalysis(
+                    analysis_type=agents_enums.ANALYSIS_TYPE_CONVERSION_METRICS, prompt_variant_id=ids[0],
+                    data=_struct({"conversations": len(DIALOGUES), "qualified": 2}),
+                    recommendations=recommendations),
+                request_id=self.request_id("analysis")), token)
+        return ids
 
     # --- catalog: partners, products, tours ---------------------------------------------------
 
@@ -489,8 +544,7 @@ class _Loader:
                     client=crm_pb2.Client(
                         phone=plan.phone, first_name=plan.first_name, last_name=plan.last_name,
                         preferred_language=plan.language, cultural_context=_struct(plan.cultural_context),
-                        metadata=_struct({"source": "demo"}),
-                        prompt_variant_id=self.variant_ids[index % len(self.variant_ids)]),
+                        metadata=_struct({"source": "demo"})),
                     request_id=self.request_id(f"client/{plan.phone}")), token)
             # Along the funnel, one step at a time, as the manager: the history shows each move.
             current = FUNNEL.index(_label(client.status, crm_enums.ClientStatus))
@@ -500,6 +554,16 @@ class _Loader:
             self.clients.append(client)
 
     # --- messaging -----------------------------------------------------------------------------
+
+    async def resolve_prompts(self) -> None:
+        """The AI agent asks for each client's prompt, as it would on its first turn: the
+        running experiment assigns the client a variant (sticky) and agents mirrors it into the
+        client's prompt_variant_id in crm."""
+        agent = await self.service_token("agents")
+        prompts_api = agents_pb2_grpc.PromptServiceStub(self.channels["agents"])
+        for client in self.clients:
+            await self.call(prompts_api.ResolvePrompt, agents_pb2.ResolvePromptRequest(
+                client_id=client.id, agent_type=agents_enums.AGENT_TYPE_COMMUNICATION), agent)
 
     async def service_token(self, service: str) -> str:
         """A service token of `service` for the organization, from identity's exchange of an
@@ -566,12 +630,6 @@ class _Loader:
             session = await self.call(sessions_api.ConnectWhatsApp, msg.ConnectWhatsAppRequest(), self.admin_token)
         if session.status == messaging_enums.WHATS_APP_SESSION_STATUS_CONNECTING:
             await self.call(sessions_api.DisconnectWhatsApp, msg.DisconnectWhatsAppRequest(), self.admin_token)
-
-    def _database(self, service: str):
-        database = self.databases.get(service)
-        if database is None:
-            raise ValueError(f"service {service} does not exist yet: its demo part needs its database role's pool")
-        return database
 
     # --- catalog: interests, bookings, the tours' final shape --------------------------------------
 
@@ -658,49 +716,3 @@ class _Loader:
                     update_mask=_mask("assigned_partner_id")), self.manager(index))
 
 
-# --- SQL parts of services that do not exist yet ---------------------------------------------------
-# Each runs through the owning service's own database role, under row-level security, in one
-# transaction (all or nothing, so a later load finds it whole or absent). To be replaced by the
-# service's API as soon as its package exists (run() refuses the SQL then).
-
-async def _insert(conn, table: str, values: dict) -> uuid.UUID:
-    columns = ", ".join(values)
-    placeholders = ", ".join(f"${i + 1}" for i in range(len(values)))
-    return await conn.fetchval(f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING id",
-                               *values.values())
-
-
-async def agents_by_sql(db, org: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
-    """TO BE REPLACED by agents' API (configurations, variants, experiment, analysis) once the
-    agents service exists. Returns the ids of the two prompt variants."""
-    async with db.transaction(org) as conn:
-        found = {row["name"]: row["id"] for row in await conn.fetch(
-            "SELECT name, id FROM prompt_variants WHERE organization_id = $1 AND agent_type = 'COMMUNICATION' "
-            "AND name IN ('Warm and brief', 'Storyteller')", org)}
-        if len(found) == 2:
-            return found["Warm and brief"], found["Storyteller"]
-        variant_a = await _insert(conn, "prompt_variants", {
-            "organization_id": org, "agent_type": "COMMUNICATION", "name": "Warm and brief",
-            "description": "Short friendly replies", "prompt": "You are a warm, brief travel assistant for Soul KG.",
-            "is_default": True})
-        variant_b = await _insert(conn, "prompt_variants", {
-            "organization_id": org, "agent_type": "COMMUNICATION", "name": "Storyteller",
-            "description": "Paints the trip with stories",
-            "prompt": "You tell short stories about Kyrgyzstan's places."})
-        experiment = await _insert(conn, "experiments", {
-            "organization_id": org, "agent_type": "COMMUNICATION", "name": "Tone of the first reply",
-            "description": "Warm-and-brief against storyteller"})
-        for variant, weight in ((variant_a, 50), (variant_b, 50)):
-            await _insert(conn, "experiment_variants", {"organization_id": org, "experiment_id": experiment,
-                                                        "prompt_variant_id": variant, "weight": weight})
-        for agent_type, name in (("COMMUNICATION", "Default communication"), ("QUALIFICATION", "Budget and dates"),
-                                 ("PRODUCT_SELECTION", "Tour matcher")):
-            await _insert(conn, "agent_configurations", {
-                "organization_id": org, "agent_type": agent_type, "name": name,
-                "prompt": f"{name}: follow the organization's tone and cultural notes.",
-                "settings": json.dumps({"model": "any", "temperature": 0.4})})
-        await _insert(conn, "dialogue_analysis", {
-            "organization_id": org, "analysis_type": "CONVERSION_METRICS", "prompt_variant_id": variant_a,
-            "data": json.dumps({"conversations": len(DIALOGUES), "qualified": 2}),
-            "recommendations": json.dumps(["Ask for travel dates in the first reply"])})
-        return variant_a, variant_b

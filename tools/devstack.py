@@ -80,26 +80,18 @@ def database_up() -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
 
 
 def load_demo_data(urls: DatabaseUrls) -> bool:
-    """The demo data, through the running services (each on its registry port); the parts of
-    services that do not exist yet through their own database roles."""
+    """The demo data, through the running services (each on its registry port)."""
     import asyncio
 
     from libs.settings import Settings
-    from libs.tenancy.database import TenantDatabase
     from tools import demo_data
 
     settings = Settings()
     addresses = {entry.name: settings.address_of(entry.name) for entry in registry.existing()}
 
     async def _load() -> bool:
-        dbs = {entry.name: await TenantDatabase.connect(urls.service(entry.name), min_size=1, max_size=1)
-               for entry in registry.SERVICES if not entry.exists}
-        try:
-            return await demo_data.load(addresses, dbs, service_keys=service_keys(),
-                                        report=lambda line: print(line, flush=True))
-        finally:
-            for db in dbs.values():
-                await db.close()
+        return await demo_data.load(addresses, service_keys=service_keys(),
+                                    report=lambda line: print(line, flush=True))
 
     return asyncio.run(_load())
 
