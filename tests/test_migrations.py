@@ -113,3 +113,15 @@ def test_service_roles_migration_goes_down_to_exactly_0004(make_database):
     assert catalog_summary(urls.admin)["tables"] != before["tables"]
     migrate.downgrade(urls.owner, "0004")
     assert catalog_summary(urls.admin) == before
+
+
+def test_limits_and_audit_migration_goes_down_to_exactly_0005(make_database):
+    """0006 adds identity's limiter, service assertions and the audit log with their grants
+    and functions; its downgrade leaves exactly 0005's schema."""
+    urls = make_database("audit")
+    migrate.upgrade(urls.owner, "0005")
+    before = catalog_summary(urls.admin)
+    migrate.upgrade(urls.owner, "0006")
+    assert catalog_summary(urls.admin)["tables"] != before["tables"]
+    migrate.downgrade(urls.owner, "0005")
+    assert catalog_summary(urls.admin) == before

@@ -17,7 +17,7 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import grpc
 import structlog
@@ -27,6 +27,7 @@ from libs.authz import Rule
 from libs.errors import ERROR_DOMAIN, InvalidArgument, PermissionDenied, Unauthenticated
 from libs.status import to_grpc_status, to_service_error
 from libs.tenancy import context as tenancy_context
+from libs.tenancy.peer import ClientPeer, IPNetwork
 from libs.tenancy.tokens import TokenVerifier
 
 log = logging.getLogger("soulkg.rpc")
@@ -88,10 +89,11 @@ def _request_id(metadata) -> str:
 
 class TenancyInterceptor(aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier | None, rules: Mapping[str, Rule], *,
-                 error_domain: str = ERROR_DOMAIN) -> None:
+                 error_domain: str = ERROR_DOMAIN, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self._verifier = verifier
         self._rules = dict(rules)
         self._error_domain = error_domain
+        self._trusted_proxies = tuple(trusted_proxies)
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable],
@@ -127,6 +129,7 @@ class TenancyInterceptor(aio.ServerInterceptor):
         metadata = context.invocation_metadata()
         structlog.contextvars.bind_contextvars(method=method, request_id=_request_id(metadata))
         tenancy_context.set_deadline(context.time_remaining())
+        tenancy_context.set_peer(ClientPeer(context.peer(), metadata, self._trusted_proxies))
         if rule is None:
             raise PermissionDenied("this method has no authorization policy", reason="NO_POLICY")
         principal = self._authenticate(rule, context)
@@ -141,7 +144,8 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
     async def _fail(self, method: str, context: aio.ServicerContext, exc: Exception, started: float):
         error = to_service_error(exc)
-        fields = {"code": error.code, "reason": error.reason,
+        address = tenancy_context.client_address()
+        fields = {"code": error.code, "reason": error.reason, "client": str(address) if address else None,
                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
         if error.code == "INTERNAL":
             log.error("%s failed", method, exc_info=exc, extra={"fields": fields})

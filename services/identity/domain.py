@@ -9,15 +9,22 @@ validation collects every violation of one request into one INVALID_ARGUMENT.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from libs.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from libs.validation import (
     Violations,
     json_object_text,
@@ -78,6 +85,20 @@ class User:
     create_time: datetime
     update_time: datetime
     etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: UUID
+    event_time: datetime
+    actor_kind: str  # USER, SERVICE or ANONYMOUS (libs/audit.py)
+    actor_id: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    client_address: str | None
+    request_id: str | None
+    details: dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +371,61 @@ def check_keeps_an_admin(active_admins: list[UUID], demoted: UUID) -> None:
 def refresh_allowed(token: RefreshToken, user: User | None, now: datetime) -> bool:
     """A refresh token works once, before it expires, for a user who is still active."""
     return not token.spent and token.expires_at > now and user is not None and user.is_active
+
+
+# --- limits ----------------------------------------------------------------------------------
+# Each limited thing is a key: a scope and what it counts by. The limiter stores only the
+# key's SHA-256 digest, never the email or address itself.
+
+LOGIN_ACCOUNT = "login.account"
+LOGIN_ADDRESS = "login.address"
+SIGN_UP_ADDRESS = "sign_up.address"
+REFRESH_ADDRESS = "refresh.address"
+REFRESH_FAMILY = "refresh.family"
+CHANGE_PASSWORD_USER = "change_password.user"
+SERVICE_TOKEN = "service_token"
+
+
+def limit_key(scope: str, *parts: object) -> bytes:
+    return hashlib.sha256("\x1f".join([scope, *map(str, parts)]).encode()).digest()
+
+
+def login_account_key(slug: str, email: str | None, raw_email: str) -> bytes:
+    """One account, whether it exists or not (so a lock says nothing about existence): the
+    slug as looked up and the email as stored, or as typed when it cannot be an email."""
+    return limit_key(LOGIN_ACCOUNT, slug, email if email is not None else raw_email.strip().lower())
+
+
+@dataclass(frozen=True)
+class LimitVerdict:
+    retry_after: timedelta  # zero: go ahead
+    scope: str | None = None  # the limit that refused
+    locked_now: bool = False  # this attempt used the last one up and started the lock
+
+    @property
+    def refused(self) -> bool:
+        return self.retry_after > timedelta(0)
+
+
+def too_many_attempts(verdict: LimitVerdict) -> ResourceExhausted:
+    seconds = max(1, int(-(-verdict.retry_after.total_seconds() // 1)))
+    return ResourceExhausted(f"too many attempts; retry in {seconds} s", reason="TOO_MANY_ATTEMPTS",
+                             retry_after=verdict.retry_after, metadata={"limit": verdict.scope or ""})
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+def user_update_events(before: User, changes: dict[str, object]) -> list[tuple[str, dict]]:
+    """The audit events (action, details) of an update of `before` with `changes`."""
+    events: list[tuple[str, dict]] = []
+    if "role" in changes and changes["role"] != before.role:
+        events.append(("user.role_changed", {"from": before.role, "to": changes["role"]}))
+    if "is_active" in changes and changes["is_active"] != before.is_active:
+        events.append(("user.deactivated" if not changes["is_active"] else "user.reactivated", {}))
+    named = [name for name in ("first_name", "last_name") if name in changes and changes[name] != getattr(before, name)]
+    if named:
+        events.append(("user.updated", {"fields": named}))
+    return events
 
 
 # --- errors the repository raises for constraint violations ------------------------------------
