@@ -15,6 +15,7 @@ from uuid import UUID
 from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from libs.validation import (
     Violations,
+    etag,
     json_object_text,
     mask_paths,
     normalize_email,
@@ -223,6 +224,7 @@ def validate_update(request: UpdateClient) -> ClientUpdate:
     if others or "status" not in paths:
         violations.check(mask_paths, others, WRITABLE)
     changes = _values(request.client, [p for p in others if p in WRITABLE], violations, "client.")
+    violations.check(etag, request.etag, "client.etag")
     violations.raise_if_any("invalid client update")
     return ClientUpdate(client_id, changes, request.etag)
 
@@ -235,6 +237,10 @@ def validate_contact(request: PhoneContact) -> dict[str, object]:
     values = _values(fields, ("phone", "first_name", "last_name", "preferred_language"), violations, "")
     violations.raise_if_any("invalid contact")
     return {k: v for k, v in values.items() if v is not None}
+
+
+def check_delete_etag(value: str) -> str:
+    return etag(value, "etag")
 
 
 def parse_order_by(order_by: str) -> tuple[str, bool, str]:

@@ -72,6 +72,7 @@ class ClientsService:
         return found(client, "client")
 
     async def delete(self, client_id: UUID, etag: str = "") -> None:
+        domain.check_delete_etag(etag)
         async with self.db.transaction() as conn:
             if etag:
                 current = found(await repo.get_client(conn, client_id, for_update=True), "client")

@@ -26,7 +26,10 @@ from libs.errors import (
     ResourceExhausted,
 )
 from libs.validation import (
+    EMAIL_MAX,
     Violations,
+    bounded_text,
+    etag,
     json_object_text,
     mask_paths,
     normalize_email,
@@ -45,6 +48,10 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_LENGTH = (3, 63)
 PASSWORD_LENGTH = (10, 256)
 NAME_MAX = 200
+LOGO_URL_MAX = 2048
+REFRESH_TOKEN_MAX = 200
+SERVICE_NAME_MAX = 63
+ASSERTION_MAX = 8192
 
 USER_UPDATABLE = ("first_name", "last_name", "role", "is_active")
 ORGANIZATION_UPDATABLE = ("name", "logo_url", "settings")
@@ -236,6 +243,8 @@ def check_password(password: str, email: str | None, field: str = "password") ->
     violations = Violations()
     if not PASSWORD_LENGTH[0] <= len(password) <= PASSWORD_LENGTH[1]:
         violations.add(field, f"must be {PASSWORD_LENGTH[0]} to {PASSWORD_LENGTH[1]} characters")
+    elif "\x00" in password:
+        violations.add(field, "must not contain NUL characters")
     elif email and password.strip().lower() in (email.lower(), email.split("@")[0].lower()):
         violations.add(field, "must not be the email address")
     elif len(set(password)) < 4:
@@ -244,8 +253,8 @@ def check_password(password: str, email: str | None, field: str = "password") ->
 
 
 def check_organization_name(name: str, field: str = "organization_name") -> str:
-    name = name.strip()
-    if not name or len(name) > NAME_MAX:
+    name = optional_text(name, field, NAME_MAX)
+    if name is None:
         raise InvalidArgument.field(field, f"is required, at most {NAME_MAX} characters")
     return name
 
@@ -259,7 +268,7 @@ def check_grantable_role(role: str | None, field: str = "user.role") -> str:
 
 
 def check_logo_url(url: str | None, field: str = "organization.logo_url") -> str | None:
-    url = (url or "").strip()
+    url = optional_text(url, field, LOGO_URL_MAX) or ""
     if url and not url.startswith(("https://", "http://")):
         raise InvalidArgument.field(field, "must be an http(s) URL")
     return url or None
@@ -275,6 +284,16 @@ def validate_sign_up(request: SignUp) -> NewOrganization:
     last = violations.check(optional_text, request.last_name, "last_name", NAME_MAX)
     violations.raise_if_any("invalid sign-up request")
     return NewOrganization(name, slug, email, request.password, first, last)
+
+
+def validate_login(request: Login) -> None:
+    """Bounded text with no NUL (the only input errors a login reports: anything else fails
+    like a wrong password)."""
+    violations = Violations()
+    violations.check(bounded_text, request.organization_slug, "organization_slug", SLUG_LENGTH[1])
+    violations.check(bounded_text, request.email, "email", EMAIL_MAX)
+    violations.check(bounded_text, request.password, "password", PASSWORD_LENGTH[1])
+    violations.raise_if_any("invalid login request")
 
 
 def login_slug(slug: str) -> str:
@@ -316,6 +335,7 @@ def validate_user_update(request: UpdateUser) -> UserUpdate:
             changes[path] = violations.check(check_grantable_role, request.user.role)
         elif path == "is_active":
             changes[path] = request.user.is_active
+    violations.check(etag, request.etag, "user.etag")
     violations.raise_if_any("invalid user update")
     return UserUpdate(user_id, changes, request.etag)
 
@@ -332,8 +352,13 @@ def validate_organization_update(request: UpdateOrganization) -> OrganizationUpd
             changes[path] = violations.check(check_logo_url, organization.logo_url)
         elif path == "settings":
             changes[path] = violations.check(json_object_text, organization.settings or {}, "organization.settings")
+    violations.check(etag, request.etag, "organization.etag")
     violations.raise_if_any("invalid organization update")
     return OrganizationUpdate(changes, request.etag)
+
+
+def check_old_password(old_password: str) -> None:
+    bounded_text(old_password, "old_password", PASSWORD_LENGTH[1])
 
 
 def validate_password_change(old_password_ok: bool, new_password: str, email: str) -> None:
@@ -346,6 +371,7 @@ def validate_password_change(old_password_ok: bool, new_password: str, email: st
 
 def parse_refresh_token(token: str) -> tuple[UUID, str]:
     """A refresh token is `<organization id>.<secret>`: (the organization, the secret)."""
+    bounded_text(token, "refresh_token", REFRESH_TOKEN_MAX)
     org, _, secret = token.partition(".")
     try:
         return UUID(org), secret
@@ -355,6 +381,15 @@ def parse_refresh_token(token: str) -> tuple[UUID, str]:
 
 def parse_organization_id(value: str) -> UUID:
     return parse_uuid(value, "organization_id")
+
+
+def validate_service_token_request(organization_id: str, service_name: str, assertion: str) -> None:
+    """Bounded text with no NUL; whether they are right is the assertion's check."""
+    violations = Violations()
+    violations.check(bounded_text, organization_id, "organization_id", 64)
+    violations.check(bounded_text, service_name, "service_name", SERVICE_NAME_MAX)
+    violations.check(bounded_text, assertion, "assertion", ASSERTION_MAX)
+    violations.raise_if_any("invalid service token request")
 
 
 def check_changeable(user: User) -> None:

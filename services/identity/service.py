@@ -105,6 +105,7 @@ class IdentityService:
     async def login(self, request: domain.Login) -> Session:
         """Limited per account and per client address before any password work; past the
         limiter, every failure is the same UNAUTHENTICATED after the same argon2 work."""
+        domain.validate_login(request)
         slug = domain.login_slug(request.organization_slug)
         email = domain.login_email(request.email)
         account_key = domain.login_account_key(slug, email, request.email)
@@ -214,6 +215,7 @@ class IdentityService:
         """A short-lived token for exactly one organization, for a trusted internal service
         that proves who it is with an assertion signed by its own private key (its public
         key is installed in keys/services/<name>.pub.pem: that file is the trust anchor)."""
+        domain.validate_service_token_request(organization_id, service_name, assertion)
         denied = Unauthenticated("service assertion is invalid", reason="INVALID_SERVICE_ASSERTION")
         key = self._service_key(service_name)
         if key is None:
@@ -319,6 +321,7 @@ class IdentityService:
         user_id = principal.user_id
         if user_id is None:
             raise PermissionDenied("only users have passwords", reason="NOT_A_USER")
+        domain.check_old_password(old_password)
         key = domain.limit_key(domain.CHANGE_PASSWORD_USER, user_id)
         async with self.db.transaction() as conn:
             verdict = await repo.limit_attempt(conn, [(domain.CHANGE_PASSWORD_USER, key,
