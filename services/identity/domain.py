@@ -384,9 +384,9 @@ def parse_organization_id(value: str) -> UUID:
 
 
 def validate_service_token_request(organization_id: str, service_name: str, assertion: str) -> None:
-    """Bounded text with no NUL; whether they are right is the assertion's check."""
+    """An organization id, bounded text with no NUL; whether they are right is the assertion's check."""
     violations = Violations()
-    violations.check(bounded_text, organization_id, "organization_id", 64)
+    violations.check(parse_uuid, organization_id, "organization_id")
     violations.check(bounded_text, service_name, "service_name", SERVICE_NAME_MAX)
     violations.check(bounded_text, assertion, "assertion", ASSERTION_MAX)
     violations.raise_if_any("invalid service token request")
