@@ -55,6 +55,9 @@ class AuthLimits(BaseModel):
                                                 max_lock_seconds=900)
     # IssueServiceToken, per service and organization: every exchange of a valid assertion.
     service_token: RateLimit = RateLimit(attempts=60, window_seconds=300)
+    # How long a process believes a lock it was told about before asking the database again
+    # (refusals meanwhile cost no round trip). 0: always ask.
+    lock_cache_seconds: float = Field(1.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -82,8 +85,9 @@ class Settings(BaseSettings):
     # Proxies whose `x-forwarded-for` names the client (the gateway, a load balancer), as
     # networks: `["10.0.0.0/8"]`. Default none: the gRPC peer is the client.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
-    # identity's brute-force and rate limits, as JSON in SOULKG_AUTH_LIMITS (any subset:
-    # `{"login_account": {"attempts": 10, "window_seconds": 600, ...}}`).
+    # identity's brute-force and rate limits, as JSON in SOULKG_AUTH_LIMITS: any of them, each
+    # given whole (`{"login_account": {"attempts": 10, "window_seconds": 600, "lock_seconds": 60,
+    # "max_lock_seconds": 900}}`); the others keep their defaults.
     auth_limits: AuthLimits = AuthLimits()
 
     @field_validator("log_level")

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -300,9 +303,11 @@ def login_slug(slug: str) -> str:
     return slug.strip().lower()
 
 
+@lru_cache(maxsize=4096)
 def login_email(email: str) -> str | None:
     """The email as stored (check_email's form), or None when it cannot be one: the login
-    then fails like any other, after the same password work."""
+    then fails like any other, after the same password work. Remembered for the most recent
+    emails: a flood against one account then pays nothing to name it."""
     try:
         return check_email(email)
     except InvalidArgument:
@@ -436,10 +441,46 @@ class LimitVerdict:
     retry_after: timedelta  # zero: go ahead
     scope: str | None = None  # the limit that refused
     locked_now: bool = False  # this attempt used the last one up and started the lock
+    key: bytes | None = None  # the key that refused
 
     @property
     def refused(self) -> bool:
         return self.retry_after > timedelta(0)
+
+
+class LockCache:
+    """The locks this process has been told about, so that a flood against a locked key is
+    refused without a database round trip. Safe to believe: a lock only ever ends when its
+    time is up (a success could clear it, but no attempt gets through while it lasts), and
+    the database stays the truth every process shares. An entry is believed for at most
+    `max_age` seconds (then the database is asked again, which bounds how long an operator's
+    unlock goes unseen) and at most `size` keys are kept. Times are time.monotonic() values."""
+
+    def __init__(self, max_age: float = 1.0, size: int = 10_000) -> None:
+        self.max_age = max_age
+        self.size = size
+        self._entries: OrderedDict[bytes, tuple[float, float, str]] = OrderedDict()  # key -> (ends, stale, scope)
+
+    def remember(self, verdict: LimitVerdict, now: float) -> None:
+        if self.max_age <= 0 or verdict.key is None or not verdict.refused:
+            return
+        ends = now + verdict.retry_after.total_seconds()
+        self._entries[verdict.key] = (ends, now + self.max_age, verdict.scope or "")
+        self._entries.move_to_end(verdict.key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def refusal(self, checks: Sequence[tuple[str, bytes, object]], now: float) -> LimitVerdict | None:
+        """The refusal of the first of `checks` whose key is known to be locked, if any."""
+        for _, key, _ in checks:
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            ends, stale, scope = entry
+            if now < ends and now < stale:
+                return LimitVerdict(timedelta(seconds=ends - now), scope, key=key)
+            del self._entries[key]
+        return None
 
 
 def too_many_attempts(verdict: LimitVerdict) -> ResourceExhausted:

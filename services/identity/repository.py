@@ -95,6 +95,16 @@ async def organization_id_by_slug(conn: asyncpg.Connection, slug: str) -> UUID |
     return await conn.fetchval("SELECT auth.organization_id_by_slug($1)", slug)
 
 
+async def enter_organization_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:
+    """Login, in a transaction begun with no organization: the slug's organization (None when
+    there is none), which the rest of the transaction then runs as (transaction-local, like
+    every organization setting), so the user's row is read under its policies in the same
+    transaction. Saves the login a second transaction."""
+    return await conn.fetchval(
+        "SELECT o.id FROM auth.organization_id_by_slug($1) AS o(id), "
+        "LATERAL set_config('app.current_organization_id', coalesce(o.id::text, ''), true)", slug)
+
+
 async def create_organization(conn: asyncpg.Connection, org_id: UUID, name: str, slug: str) -> Organization:
     """The transaction's organization (`org_id` must be it). SLUG_TAKEN when the slug is taken."""
     try:
@@ -246,7 +256,8 @@ async def limit_attempt(conn: asyncpg.Connection, checks: Sequence[tuple[str, by
     retry_after, index, locked_now = row
     if retry_after <= timedelta(0):
         return LimitVerdict(timedelta(0))
-    return LimitVerdict(retry_after, checks[index - 1][0], locked_now)
+    scope, key, _ = checks[index - 1]
+    return LimitVerdict(retry_after, scope, locked_now, key)
 
 
 async def limit_settle(conn: asyncpg.Connection, clear: Sequence[bytes] = (), refund: Sequence[bytes] = ()) -> None:

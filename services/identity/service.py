@@ -2,10 +2,11 @@
 tokens, organizations, users and the audit log. Each validates its request with the
 domain's rules, then runs in one TenantDatabase transaction.
 
-Limits (README "Brute-force limits"): each public use case counts its attempt with the
+Limits (README "Brute-force limits"): each limited use case counts its attempt with the
 limiter (repository.limit_attempt) in its first transaction, before any password work, and
 a refused attempt ends there: one index read, no argon2. A refusal is raised only after
-that transaction commits (a refusal may have just started a lock). Security-relevant
+that transaction commits (a refusal may have just started a lock). Locks this process has
+been told about are refused before any database work at all (domain.LockCache). Security-relevant
 changes write their audit event (libs/audit.py) in the change's own transaction.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -70,6 +72,23 @@ class IdentityService:
         self.keys_dir = keys_dir
         self.pager = pager
         self.limits = limits or AuthLimits()
+        self.locks = domain.LockCache(self.limits.lock_cache_seconds)
+
+    # --- limits ---------------------------------------------------------------------------------
+
+    def _refuse_if_locked(self, checks) -> None:
+        """Refused at once, with no database work, when this process knows a key is locked."""
+        verdict = self.locks.refusal(checks, time.monotonic())
+        if verdict is not None:
+            raise domain.too_many_attempts(verdict)
+
+    async def _limit(self, conn, checks) -> LimitVerdict:
+        """Counts the attempt (repository.limit_attempt), unless a key is known to be locked."""
+        verdict = self.locks.refusal(checks, time.monotonic())
+        if verdict is None:
+            verdict = await repo.limit_attempt(conn, checks)
+            self.locks.remember(verdict, time.monotonic())
+        return verdict
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -82,9 +101,10 @@ class IdentityService:
 
     async def sign_up(self, request: domain.SignUp) -> Session:
         new = domain.validate_sign_up(request)
+        checks = _address_checks(domain.SIGN_UP_ADDRESS, self.limits.sign_up_address)
+        self._refuse_if_locked(checks)
         async with self.db.transaction(NO_ORGANIZATION) as conn:
-            verdict = await repo.limit_attempt(conn, _address_checks(domain.SIGN_UP_ADDRESS,
-                                                                     self.limits.sign_up_address))
+            verdict = await self._limit(conn, checks)
         if verdict.refused:
             raise domain.too_many_attempts(verdict)
         password_hash = await domain.hash_password(new.password)
@@ -110,22 +130,22 @@ class IdentityService:
         email = domain.login_email(request.email)
         account_key = domain.login_account_key(slug, email, request.email)
         address_checks = _address_checks(domain.LOGIN_ADDRESS, self.limits.login_address)
+        checks = [(domain.LOGIN_ACCOUNT, account_key, self.limits.login_account), *address_checks]
+        self._refuse_if_locked(checks)
+        org_id = credentials = None
         async with self.db.transaction(NO_ORGANIZATION) as conn:
-            verdict = await repo.limit_attempt(
-                conn, [(domain.LOGIN_ACCOUNT, account_key, self.limits.login_account), *address_checks])
+            verdict = await self._limit(conn, checks)
             # A refused attempt stops here; the one that starts an account's lock is audited.
-            lookup = not verdict.refused or (verdict.locked_now and verdict.scope == domain.LOGIN_ACCOUNT)
-            org_id = await repo.organization_id_by_slug(conn, slug) if lookup else None
+            if not verdict.refused or (verdict.locked_now and verdict.scope == domain.LOGIN_ACCOUNT):
+                org_id = await repo.enter_organization_by_slug(conn, slug)
+            if org_id is not None and email is not None and not verdict.refused:
+                credentials = await repo.get_credentials_by_email(conn, email)
         if verdict.refused:
             if org_id is not None:
                 await self._audit_login(org_id, email, "auth.login_locked",
                                         {"retry_after_seconds": round(verdict.retry_after.total_seconds())},
                                         look_up=True)
             raise domain.too_many_attempts(verdict)
-        credentials = None
-        if org_id is not None and email is not None:
-            async with self.db.transaction(org_id, readonly=True) as conn:
-                credentials = await repo.get_credentials_by_email(conn, email)
         password_ok = await domain.verify_password(credentials.password_hash if credentials else None,
                                                    request.password)
         if not (password_ok and credentials.user.is_active):
@@ -165,13 +185,14 @@ class IdentityService:
         Limited per client address (failures) and per token family (every refresh)."""
         org_id, secret = domain.parse_refresh_token(refresh_token)
         address_checks = _address_checks(domain.REFRESH_ADDRESS, self.limits.refresh_address)
+        self._refuse_if_locked(address_checks)
         verdict = LimitVerdict(timedelta(0))
         async with self.db.transaction(org_id) as conn:
             token = await repo.claim_refresh_token(conn, secret)
             family_checks = [] if token is None else [
                 (domain.REFRESH_FAMILY, domain.limit_key(domain.REFRESH_FAMILY, token.family_id),
                  self.limits.refresh_family)]
-            verdict = await repo.limit_attempt(conn, [*address_checks, *family_checks])
+            verdict = await self._limit(conn, [*address_checks, *family_checks])
             if token is not None and not verdict.refused:
                 user = await repo.get_user(conn, token.user_id) if not token.spent else None
                 if domain.refresh_allowed(token, user, datetime.now(UTC)):
@@ -232,11 +253,12 @@ class IdentityService:
             raise denied
         org_id = domain.parse_organization_id(organization_id)
         replayed = False
+        checks = [(domain.SERVICE_TOKEN, domain.limit_key(domain.SERVICE_TOKEN, service_name, org_id),
+                   self.limits.service_token)]
+        self._refuse_if_locked(checks)
         async with self.db.transaction(org_id) as conn:
             found(await repo.get_organization(conn), "organization")
-            verdict = await repo.limit_attempt(conn, [(
-                domain.SERVICE_TOKEN, domain.limit_key(domain.SERVICE_TOKEN, service_name, org_id),
-                self.limits.service_token)])
+            verdict = await self._limit(conn, checks)
             if not verdict.refused:
                 # Kept until the assertion expires (plus the leeway it was verified with).
                 expires_at = datetime.fromtimestamp(claims["exp"] + 10, UTC)
@@ -323,9 +345,10 @@ class IdentityService:
             raise PermissionDenied("only users have passwords", reason="NOT_A_USER")
         domain.check_old_password(old_password)
         key = domain.limit_key(domain.CHANGE_PASSWORD_USER, user_id)
+        checks = [(domain.CHANGE_PASSWORD_USER, key, self.limits.change_password_user)]
+        self._refuse_if_locked(checks)
         async with self.db.transaction() as conn:
-            verdict = await repo.limit_attempt(conn, [(domain.CHANGE_PASSWORD_USER, key,
-                                                       self.limits.change_password_user)])
+            verdict = await self._limit(conn, checks)
             credentials = None if verdict.refused else found(await repo.get_credentials(conn, user_id), "user")
         if verdict.refused:
             raise domain.too_many_attempts(verdict)

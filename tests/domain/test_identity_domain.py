@@ -283,3 +283,25 @@ def test_passwords_names_urls_and_tokens_refuse_nul_naming_the_field():
     with pytest.raises(InvalidArgument) as caught:
         domain.validate_service_token_request(str(uuid.uuid4()), "web\x00hook", "x" * 9000)
     assert violations(caught) == {"service_name", "assertion"}
+
+
+def test_a_process_believes_a_lock_until_it_ends_or_its_word_grows_old():
+    cache = domain.LockCache(max_age=1.0, size=2)
+    key = domain.limit_key(domain.LOGIN_ACCOUNT, "acme", "a@example.com")
+    checks = [(domain.LOGIN_ACCOUNT, key, None)]
+    assert cache.refusal(checks, now=100.0) is None
+    cache.remember(domain.LimitVerdict(timedelta(seconds=30), domain.LOGIN_ACCOUNT, key=key), now=100.0)
+    refusal = cache.refusal(checks, now=100.5)
+    assert refusal.refused and refusal.scope == domain.LOGIN_ACCOUNT
+    assert refusal.retry_after == timedelta(seconds=29.5)
+    assert cache.refusal(checks, now=101.5) is None  # older than max_age: ask the database again
+    cache.remember(domain.LimitVerdict(timedelta(seconds=0.2), domain.LOGIN_ACCOUNT, key=key), now=200.0)
+    assert cache.refusal(checks, now=200.3) is None  # the lock itself is over
+    # Bounded: the oldest key goes first; nothing is kept when caching is off or nothing was refused.
+    for name in ("a", "b", "c"):
+        cache.remember(domain.LimitVerdict(timedelta(seconds=9), "s", key=name.encode()), now=300.0)
+    assert cache.refusal([("s", b"a", None)], now=300.1) is None
+    assert cache.refusal([("s", b"c", None)], now=300.1) is not None
+    off = domain.LockCache(max_age=0)
+    off.remember(domain.LimitVerdict(timedelta(seconds=9), "s", key=b"a"), now=0.0)
+    assert off.refusal([("s", b"a", None)], now=0.1) is None
