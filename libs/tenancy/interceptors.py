@@ -4,8 +4,10 @@
 `TenancyInterceptor` wraps every handler once per method. Per call it:
 - looks up the method's declared rule (libs/authz.py); a method with none is refused (fail closed);
 - verifies the bearer token unless the rule is public, and checks the rule admits the caller;
-- puts the Principal, the admitted roles and the call's deadline into contextvars, and binds
-  method, organization, caller and request id to the call's log lines;
+- puts the Principal, the admitted roles, the call's deadline and its peer (the client's
+  address, libs/tenancy/peer.py, resolved on first use) into contextvars, and binds method,
+  organization, caller and request id to the call's log lines (a failure's line also names
+  the client's address);
 - runs the handler and maps whatever it raises to one gRPC status with `google.rpc.Status`
   details in the service's error domain (libs/errors.py).
 So the servicers stay thin: no try/except, no token parsing, no role checks, no status plumbing.
