@@ -231,3 +231,17 @@ async def test_organization_b_never_sees_a_s_events(identity_channel):
     assert a_events and b_events and not a_events & b_events
     reply = await events(identity_channel, b, f'target_id = "{a.user.id}" OR actor_id = "{a.user.id}"')
     assert list(reply.audit_events) == []
+
+
+async def test_a_failed_login_to_no_organization_goes_to_the_log_with_the_address(identity_channel, caplog):
+    """No organization, no tenant to keep the event: the structured log has it (and the
+    limiter counted it)."""
+    auth, _, _ = stubs(identity_channel)
+    slug = f"nowhere-{uuid.uuid4().hex[:8]}"
+    with caplog.at_level("INFO"):
+        await rpc_error(auth.Login(identity_pb2.LoginRequest(organization_slug=slug, email="a@example.com",
+                                                             password="whatever 123")))
+    lines = [record for record in caplog.records if getattr(record, "fields", {}).get("slug") == slug]
+    assert [record.getMessage() for record in lines] == ["login failed: no such organization"]
+    failure = [record for record in caplog.records if record.getMessage().endswith("Login: UNAUTHENTICATED")]
+    assert failure and failure[-1].fields["client"] == "127.0.0.1" and failure[-1].fields["reason"] == "LOGIN_FAILED"
