@@ -92,26 +92,32 @@ async def measure_logins(target: str, accounts: list[tuple[str, str]], seconds: 
 
 
 async def _flood(target: str, slug: str, email: str, concurrency: int, go, stop) -> dict:
-    """Wrong passwords against one account, each from a new address, while `go` is set."""
+    """Wrong passwords against one account, each from a new address, while `go` is set.
+    Requests are encoded beforehand and sent as raw bytes (like bench/loadgen.py), so the
+    client spends its CPU on sending, not on protobuf."""
     counts: dict[str, int] = {}
+    requests = [(identity_pb2.LoginRequest(organization_slug=slug, email=email,
+                                           password=secrets.token_hex(8)).SerializeToString(),
+                 (("x-forwarded-for", random_address()),)) for _ in range(1024)]
 
-    async def attacker(stub) -> None:
+    async def attacker(call, offset: int) -> None:
+        sent = offset
         while not stop.is_set():
             if not go.is_set():
                 await asyncio.sleep(0.01)
                 continue
+            body, metadata = requests[sent % len(requests)]
+            sent += 1
             try:
-                await stub.Login(identity_pb2.LoginRequest(organization_slug=slug, email=email,
-                                                           password=secrets.token_hex(8)),
-                                 metadata=[("x-forwarded-for", random_address())])
+                await call(body, metadata=metadata)
                 outcome = "OK"
             except aio.AioRpcError as error:
                 outcome = error.code().name
             counts[outcome] = counts.get(outcome, 0) + 1
 
     async with aio.insecure_channel(target) as channel:
-        stub = identity_pb2_grpc.AuthServiceStub(channel)
-        await asyncio.gather(*(attacker(stub) for _ in range(concurrency)))
+        call = channel.unary_unary("/soulkg.identity.v1.AuthService/Login")
+        await asyncio.gather(*(attacker(call, index * 37) for index in range(concurrency)))
     return counts
 
 

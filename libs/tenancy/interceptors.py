@@ -146,13 +146,14 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
     async def _fail(self, method: str, context: aio.ServicerContext, exc: Exception, started: float):
         error = to_service_error(exc)
-        address = tenancy_context.client_address()
-        fields = {"code": error.code, "reason": error.reason, "client": str(address) if address else None,
-                  "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
-        if error.code == "INTERNAL":
-            log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
-        else:
-            log.info("%s: %s", method, error.code, extra={"fields": fields})
+        if error.code == "INTERNAL" or log.isEnabledFor(logging.INFO):  # (a flood of refusals logs nothing)
+            address = tenancy_context.client_address()
+            fields = {"code": error.code, "reason": error.reason, "client": str(address) if address else None,
+                      "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+            if error.code == "INTERNAL":
+                log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
+            else:
+                log.info("%s: %s", method, error.code, extra={"fields": fields})
         status = to_grpc_status(error, self._error_domain)
         await context.abort(status.code, status.details, status.trailing_metadata)
 

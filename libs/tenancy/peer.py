@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from urllib.parse import unquote
 
 FORWARDED_FOR_HEADER = "x-forwarded-for"
@@ -26,6 +27,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPV6_GROUP_PREFIX = 64
 
 
+@lru_cache(maxsize=4096)  # the same clients and connections come back: parse each once
 def _address(text: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))
@@ -36,6 +38,7 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=4096)  # one peer string per connection
 def peer_address(peer: str | None) -> IPAddress | None:
     """The IP address of a gRPC peer string; None for unix sockets and anything unparsable."""
     if not peer:
@@ -81,10 +84,11 @@ def client_address(peer: str | None, metadata: Iterable[tuple[str, str | bytes]]
 
 
 def address_group(address: IPAddress) -> str:
-    """What per-address limits count by: an IPv4 address, or an IPv6 address's /64."""
+    """What per-address limits count by (a key, not for display): an IPv4 address, or an
+    IPv6 address's /64, from the packed bytes (no text formatting on the hot path)."""
     if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False))
-    return str(address)
+        return f"{address.packed[:IPV6_GROUP_PREFIX // 8].hex()}::/{IPV6_GROUP_PREFIX}"
+    return f"{address.packed.hex()}/32"
 
 
 class ClientPeer:

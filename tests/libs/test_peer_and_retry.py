@@ -60,9 +60,12 @@ def test_with_no_trusted_proxies_the_header_is_ignored():
 
 
 def test_ipv6_clients_are_counted_by_their_64():
-    assert address_group(ipaddress.ip_address("2001:db8:1:2:aaaa::1")) == "2001:db8:1:2::/64"
-    assert address_group(ipaddress.ip_address("2001:db8:1:2:bbbb::9")) == "2001:db8:1:2::/64"
-    assert address_group(ipaddress.ip_address("198.51.100.4")) == "198.51.100.4"
+    group = address_group(ipaddress.ip_address("2001:db8:1:2:aaaa::1"))
+    assert group == address_group(ipaddress.ip_address("2001:db8:1:2:bbbb::9"))
+    assert group != address_group(ipaddress.ip_address("2001:db8:1:3:aaaa::1"))
+    assert address_group(ipaddress.ip_address("198.51.100.4")) != address_group(ipaddress.ip_address("198.51.100.5"))
+    # An IPv4 client and the IPv6 /64 that happens to share its bytes are told apart.
+    assert address_group(ipaddress.ip_address("::c633:6404")) != address_group(ipaddress.ip_address("198.51.100.4"))
 
 
 def _retry_info(status: grpc.Status) -> error_details_pb2.RetryInfo | None:
