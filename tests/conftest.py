@@ -36,6 +36,11 @@ def relaxed_address_limits():
 
     unlimited = RateLimit(attempts=1_000_000, window_seconds=1)
     return AuthLimits(login_address=unlimited, sign_up_address=unlimited, refresh_address=unlimited)
+
+
+# Every identity server a test starts (its own Settings() included) gets those limits, unless
+# the test passes limits of its own: the limiter's counters are shared through the database.
+os.environ.setdefault("SOULKG_AUTH_LIMITS", relaxed_address_limits().model_dump_json())
 ROLE_PASSWORDS = {role: secrets.token_urlsafe(16) for role in service_roles()}
 
 

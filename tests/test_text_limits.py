@@ -163,6 +163,9 @@ IGNORED = {
     "CreateUserRequest.user.etag": "a new user has no version to check",
     "UpdateUserRequest.user.email": "not updatable (the mask refuses it)",
     "CreateClientRequest.client.etag": "a new client has no version to check",
+    "ListClientStatusChangesRequest.client_ids": "each must be a UUID (anything else is named and refused), "
+                                                 "at most 10,000 of them",
+    "ListClientStatusChangesRequest.page_token": "read by the same signed keyset pager as every list's",
 }
 CASES = [(method, field) for method in METHODS for field in method.fields]
 # Values of the right shape, so that the length is what refuses them (the same length).
