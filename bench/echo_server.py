@@ -1,6 +1,6 @@
 """The transport ceiling: a bare grpc.aio server answering every call with the same bytes.
 
-    python -m bench.echo_server <port> <response size>
+    python -m bench.echo_server <response size> <port>
 
 No interceptor, no database, no protobuf: what grpc.aio itself costs per call.
 """
@@ -29,4 +29,4 @@ async def serve(port: int, size: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(serve(int(sys.argv[2]), int(sys.argv[1])))
