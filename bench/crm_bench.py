@@ -104,7 +104,7 @@ def setup(bench: Bench) -> list[Workload]:
     bypass = bench.service("crm", label="crm as BYPASSRLS", SOULKG_DATABASE_URL=ds.bypass_url)
     two = bench.service("crm", label="crm with 2 workers", SOULKG_WORKERS="2")
     reply_size = len(_call(crm, SERVICE + "GetClient", get, user))
-    echo = bench.start("echo", ["-m", "bench.echo_server", str(reply_size)], ready=port_open)
+    echo = bench.start("echo", ["-m", "bench.echo_server", str(reply_size), "{port}"], ready=port_open)
 
     def sql(sql_text: str, method: str, args=(), readonly: bool = True) -> Python:
         return Python("bench.loadgen:sql_query", {"dsn": ds.urls.service("crm"), "org": bench.org, "sql": sql_text,

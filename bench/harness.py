@@ -117,6 +117,7 @@ Driver = Grpc | HttpGet | Python
 class Workload:
     name: str
     driver: Driver
+    concurrency: int | None = None  # requests in flight, when not the run's (--concurrency)
     # Further results the same driver measures in each round, by name (messaging's fan-out
     # measures its streams and a bare LISTEN connection from the same commits).
     also: tuple[str, ...] = ()
@@ -124,6 +125,11 @@ class Workload:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
+
+
+class Unavailable(Exception):  # noqa: N818 - a state, not a failure
+    """Raised by a setup when what it measures is not on this branch (a service not merged
+    yet): the run says so and goes on without the suite's rows."""
 
 
 @dataclass(frozen=True)
@@ -235,8 +241,15 @@ class Bench:
                                             kind=PRINCIPAL_SERVICE, ttl_seconds=3600)[0]
 
     def service_env(self, name: str) -> dict:
-        return {**self.env, "SOULKG_KEYS_DIR": str(self.keys), "SOULKG_PAGE_TOKEN_SECRET": self.page_secret,
-                "SOULKG_DB_POOL_SIZE": "10", "SOULKG_DATABASE_URL": self.ds.urls.service(name)}
+        """The environment of a server of `name`: the run's keys and page-token secret, and
+        its own database role when the registry gives it one."""
+        from libs import registry
+
+        env = {**self.env, "SOULKG_KEYS_DIR": str(self.keys), "SOULKG_PAGE_TOKEN_SECRET": self.page_secret,
+               "SOULKG_DB_POOL_SIZE": "10"}
+        if name in registry.BY_NAME:
+            env["SOULKG_DATABASE_URL"] = self.ds.urls.service(name)
+        return env
 
     def service(self, name: str, *, label: str | None = None, module: str | None = None, **env: str) -> int:
         """A service's server as its own process (its own database role unless `env` says
@@ -253,9 +266,12 @@ class Bench:
 
     def start(self, label: str, args: list[str], *, env: dict | None = None,
               ready: Callable[[int], bool] | None = None) -> int:
-        """Any other server (`args` after the interpreter; the port is appended)."""
+        """Any other server: `args` after the interpreter and `env` values may say "{port}",
+        a free port the server is then waited on (`ready`: default gRPC health SERVING)."""
         port = free_port()
-        return self.servers.start(label, [*args, str(port)], env or self.env, port, ready=ready)
+        return self.servers.start(label, [arg.replace("{port}", str(port)) for arg in args],
+                                  {k: v.replace("{port}", str(port)) for k, v in (env or self.env).items()},
+                                  port, ready=ready)
 
 
 # --- running the drivers ---------------------------------------------------------------------
@@ -399,6 +415,7 @@ class PythonGenerator:
 
 
 def runner(workload: Workload, concurrency: int, servers: Servers, use_h2load: bool):
+    concurrency = workload.concurrency or concurrency
     if use_h2load and isinstance(workload.driver, Grpc | HttpGet):
         return H2Load(workload, concurrency, servers.log_file("h2load"))
     return PythonGenerator(workload, concurrency, servers)

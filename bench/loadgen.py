@@ -16,8 +16,9 @@ service sent one, e.g. `ABORTED:ETAG_MISMATCH`) or the exception's class (asyncp
 `SerializationError`, ...). The first failure of each code is written to stderr, which
 bench/run.py sends to the run's log directory.
 
-A factory returns a `Load`: `call(worker)` for a closed loop, or `round(warmup, seconds)` for
-a workload that measures itself (messaging's stream fan-out), and `close()`.
+A factory returns a `Load`: `call(worker)` for a closed loop, or `round(concurrency, warmup,
+seconds)` for a workload that measures itself (messaging's stream fan-out, the login flood),
+and `close()`.
 
 The factories here are the generic ones (a fixed gRPC request; a SQL statement in the
 service's own transaction); each service's own are in bench/<service>_bench.py.
@@ -46,7 +47,7 @@ CHANNELS = 4  # connections per gRPC workload, so that a server with several wor
 @dataclass
 class Load:
     call: Callable[[int], Awaitable] | None = None
-    round: Callable[[float, float], Awaitable[dict]] | None = None
+    round: Callable[[int, float, float], Awaitable[dict]] | None = None  # (concurrency, warmup, seconds)
     close: Callable[[], Awaitable] | None = None
 
 
@@ -255,7 +256,7 @@ async def _serve(config: dict) -> None:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             command = json.loads(line)
             if load.round is not None:
-                result = await load.round(command["warmup"], command["seconds"])
+                result = await load.round(concurrency, command["warmup"], command["seconds"])
             else:
                 result = await closed_loop(load.call, concurrency, command["warmup"], command["seconds"])
             print(json.dumps(result), flush=True)

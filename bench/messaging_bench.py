@@ -304,7 +304,7 @@ async def fanout(spec: dict) -> Load:
             await asyncio.sleep(FANOUT_GAP)
         return count
 
-    async def one_round(warmup: float, seconds: float) -> dict:
+    async def one_round(concurrency: int, warmup: float, seconds: float) -> dict:
         await produce(warmup)
         await _drain(received, listened)
         committed.clear()

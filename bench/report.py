@@ -162,7 +162,8 @@ def git() -> dict:
 
 def write(report: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    name = f"{report['run']}-{report['git']['commit']}{'-dirty' if report['git']['dirty'] else ''}.json"
+    name = (f"{report['run']}-{report['git']['commit']}{'-dirty' if report['git']['dirty'] else ''}"
+            f"{'-quick' if report['quick'] else ''}.json")
     text = json.dumps(report, indent=2, default=str)
     (RESULTS / name).write_text(text)
     (RESULTS / "latest.json").write_text(text)

@@ -31,8 +31,8 @@ sys.path[:0] = [str(REPO), str(REPO / "gen" / "python")]
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's import, on machines without one
 
 import bench  # noqa: E402
-from bench import dataset, report  # noqa: E402
-from bench.harness import Bench, Compare, Python, Servers, Suite, Workload, h2load_available, runner  # noqa: E402
+from bench import dataset, harness, report  # noqa: E402
+from bench.harness import Bench, Compare, Python, Servers, Suite, Unavailable, Workload, runner  # noqa: E402
 
 DATA = REPO / ".data" / "bench"
 LOGS = DATA / "logs"
@@ -136,7 +136,7 @@ def main() -> int:
     log_dir = LOGS / run
     log_dir.mkdir(parents=True)
     _prune_logs()
-    use_h2load = h2load_available() and not args.python_loadgen
+    use_h2load = harness.h2load_available() and not args.python_loadgen
     facts = {"run": run, "date": datetime.now().isoformat(timespec="seconds"), "git": report.git(),
              "machine": report.machine(), "load_before": report.load_average(),
              "versions": report.versions(use_h2load)}
@@ -165,9 +165,14 @@ def main() -> int:
     generators: dict[str, str] = {}
     try:
         declared: dict[str, Workload] = {}
-        for suite in chosen:
-            for workload in suite.setup(bench_):
-                declared[workload.name] = workload
+        for suite in list(chosen):
+            try:
+                workloads = list(suite.setup(bench_))
+            except Unavailable as why:
+                print(f"{suite.name}: not measured ({why})", flush=True)
+                chosen.remove(suite)
+                continue
+            declared.update((workload.name, workload) for workload in workloads)
         by_name = {name: w for w in declared.values() for name in w.names}
         selected = [c for suite in chosen for c in compares[suite.name]]
         missing = {n for c in selected for n in (c.workload, c.ceiling)} - set(by_name)
