@@ -85,13 +85,25 @@ async def _pick(admin_url: str, org: uuid.UUID, count: int):
         await conn.close()
 
 
+def picked(bench: Bench) -> tuple[list[str], asyncpg.Record]:
+    """The clients the workloads read and flip, and the deep page's row (once per run)."""
+    if "crm.picked" not in bench.shared:
+        bench.shared["crm.picked"] = asyncio.run(_pick(bench.ds.urls.admin, bench.ds.big_org,
+                                                       2 * bench.concurrency + 1))
+    return bench.shared["crm.picked"]
+
+
+def read_client(bench: Bench) -> str:
+    """The client every GetClient of the run reads."""
+    return picked(bench)[0][0]
+
+
 def setup(bench: Bench) -> list[Workload]:
     from libs.pagination import PageTokenCodec
     from soulkg.crm.v1 import crm_pb2
 
     ds = bench.ds
-    ids, deep = asyncio.run(_pick(ds.urls.admin, ds.big_org, 2 * bench.concurrency + 1))
-    bench.shared["crm.client_id"] = ids[0]
+    ids, deep = picked(bench)
     codec = PageTokenCodec(bench.page_secret.encode())
     deep_token = codec.encode(ds.big_org, codec.fingerprint("clients", "", "create_time desc"),
                               [deep["created_at"].isoformat(), str(deep["id"])])

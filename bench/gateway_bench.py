@@ -14,7 +14,7 @@ import json
 import time
 import urllib.request
 
-from bench.crm_bench import GET
+from bench.crm_bench import GET, read_client
 from bench.harness import Bench, Compare, HttpGet, Suite, Unavailable, Workload
 
 VIA_GATEWAY = "GetClient via gateway (HTTP/JSON)"
@@ -39,8 +39,8 @@ def setup(bench: Bench) -> list[Workload]:
     port = bench.start("gateway", ["-m", "services.gateway.server"], ready=_answers, env={
         **bench.service_env("gateway"), "SOULKG_PORT": "{port}",
         "SOULKG_SERVICE_ADDRESSES": json.dumps({"crm": f"127.0.0.1:{crm}"})})
-    client_id = bench.shared["crm.client_id"]  # crm's GetClient reads this client
+    client_id = read_client(bench)  # the client crm's GetClient reads
     return [Workload(VIA_GATEWAY, HttpGet(port, f"/v1/clients/{client_id}", bench.token()))]
 
 
-SUITE = Suite("gateway", COMPARES, setup)
+SUITE = Suite("gateway", COMPARES, setup, needs=("crm",))

@@ -139,6 +139,7 @@ class Suite:
     setup: Callable[[Bench], Iterable[Workload]]
     after: Callable[[Bench], None] | None = None  # checks once the load is over
     optional: bool = False  # measured only when asked for by name (--suite): experiments
+    needs: tuple[str, ...] = ()  # suites whose workloads its compares name (set up first)
 
 
 # --- the run's context -----------------------------------------------------------------------

@@ -165,12 +165,14 @@ def main() -> int:
     generators: dict[str, str] = {}
     try:
         declared: dict[str, Workload] = {}
-        for suite in list(chosen):
+        needed = [s for s in suites() if s not in chosen and any(s.name in c.needs for c in chosen)]
+        for suite in [*needed, *list(chosen)]:
             try:
                 workloads = list(suite.setup(bench_))
             except Unavailable as why:
                 print(f"{suite.name}: not measured ({why})", flush=True)
-                chosen.remove(suite)
+                if suite in chosen:
+                    chosen.remove(suite)
                 continue
             declared.update((workload.name, workload) for workload in workloads)
         by_name = {name: w for w in declared.values() for name in w.names}

@@ -1,0 +1,63 @@
+"""crm's server with experiments applied, for bench/experiments_bench.py (never for production).
+
+    python -m bench.crm_variant [EXPERIMENT ...]      (settings from the environment, as crm's)
+
+Experiments, by name:
+- `option:NAME=VALUE`: a gRPC server option added to the ones libs/server/bootstrap.py sets
+  (e.g. `option:grpc.max_concurrent_streams=16`);
+- `one-statement-get`: GetClient reads through TenantDatabase.single_read(): one statement and
+  one round trip instead of three (BEGIN with the settings and the caller check; the SELECT;
+  COMMIT).
+With none, this is crm exactly as services/crm/server.py runs it (the experiments' baseline).
+"""
+
+from __future__ import annotations
+
+import sys
+from uuid import UUID
+
+from grpc import aio
+
+
+def _one_statement_get() -> None:
+    """ClientsService.get with TenantDatabase.single_read() for its transaction: what the
+    service's change would be, line for line."""
+    from libs.persistence import found
+    from services.crm import repository as repo
+    from services.crm.service import ClientsService
+
+    async def get(self, client_id: UUID):
+        async with self.db.single_read() as conn:
+            client = await repo.get_client(conn, client_id)
+        return found(client, "client")
+
+    ClientsService.get = get
+
+
+def _option(text: str) -> None:
+    name, _, value = text.partition("=")
+    option = (name, int(value) if value.lstrip("-").isdigit() else value)
+    original = aio.server
+
+    def server(*args, options=None, **kwargs):
+        return original(*args, options=[*(options or []), option], **kwargs)
+
+    aio.server = server
+
+
+def main(experiments: list[str]) -> None:
+    for experiment in experiments:
+        if experiment.startswith("option:"):
+            _option(experiment.removeprefix("option:"))
+        elif experiment == "one-statement-get":
+            _one_statement_get()
+        else:
+            raise SystemExit(f"unknown experiment {experiment!r}")
+    from libs.server.bootstrap import main as serve
+    from services.crm.server import DEFINITION
+
+    serve(DEFINITION)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
