@@ -7,7 +7,8 @@ Experiments, by name:
   (e.g. `option:grpc.max_concurrent_streams=16`);
 - `one-statement-get`: GetClient reads through TenantDatabase.single_read(): one statement and
   one round trip instead of three (BEGIN with the settings and the caller check; the SELECT;
-  COMMIT).
+  COMMIT);
+- `one-statement-list`: the same for ListClients (one SELECT per page).
 With none, this is crm exactly as services/crm/server.py runs it (the experiments' baseline).
 """
 
@@ -34,6 +35,26 @@ def _one_statement_get() -> None:
     ClientsService.get = get
 
 
+def _one_statement_list() -> None:
+    """ClientsService.list with TenantDatabase.single_read() (one SELECT per page)."""
+    from services.crm import domain
+    from services.crm import repository as repo
+    from services.crm.service import _TIME_ID, ClientsService
+
+    async def list_(self, principal, request):
+        field, descending, order_key = domain.parse_order_by(request.order_by)
+        query = repo.compile_client_query(request.filter, field, descending)
+        page = self.pager.request(principal.organization_id,
+                                  query=("clients", " ".join(request.filter.split()), order_key),
+                                  page_token=request.page_token, requested_size=request.page_size,
+                                  key_types=_TIME_ID)
+        async with self.db.single_read() as conn:
+            clients = await repo.list_clients(conn, query, page)
+        return self.pager.page(page, clients, key=lambda client: (getattr(client, field), client.id))
+
+    ClientsService.list = list_
+
+
 def _option(text: str) -> None:
     name, _, value = text.partition("=")
     option = (name, int(value) if value.lstrip("-").isdigit() else value)
@@ -51,6 +72,8 @@ def main(experiments: list[str]) -> None:
             _option(experiment.removeprefix("option:"))
         elif experiment == "one-statement-get":
             _one_statement_get()
+        elif experiment == "one-statement-list":
+            _one_statement_list()
         else:
             raise SystemExit(f"unknown experiment {experiment!r}")
     from libs.server.bootstrap import main as serve

@@ -35,11 +35,14 @@ VARIANTS = {  # name: (crm_variant experiments, extra environment)
     "GetClient, HTTP/2 BDP probe off": (["option:grpc.http2.bdp_probe=0"], {}),
     "GetClient, database pool of 4": ([], {"SOULKG_DB_POOL_SIZE": "4"}),
 }
+LIST_BASE = "ListClients first page, crm (experiments' baseline)"
+LIST_ONE = "ListClients first page in one statement"
 
 COMPARES = (
     *(Compare(name, ECHO, note="(per-call work)") for name in ECHO_MODES),
     *(Compare(name, ECHO, note="(server option)") for name in ECHO_OPTIONS),
     *(Compare(name, BASE, note="(experiment vs none)") for name in VARIANTS),
+    Compare(LIST_ONE, LIST_BASE, note="(experiment vs none)"),
 )
 
 
@@ -68,6 +71,10 @@ def setup(bench: Bench) -> list[Workload]:
     workloads.append(Workload(BASE, Grpc(base, SERVICE + "GetClient", request, token)))
     workloads += [Workload(name, Grpc(crm(name, experiments, env), SERVICE + "GetClient", request, token))
                   for name, (experiments, env) in VARIANTS.items()]
+    first_page = crm_pb2.ListClientsRequest(page_size=50).SerializeToString()
+    workloads += [Workload(LIST_BASE, Grpc(base, SERVICE + "ListClients", first_page, token)),
+                  Workload(LIST_ONE, Grpc(crm(LIST_ONE, ["one-statement-list"], {}), SERVICE + "ListClients",
+                                          first_page, token))]
     return workloads
 
 

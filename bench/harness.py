@@ -118,6 +118,7 @@ class Workload:
     name: str
     driver: Driver
     concurrency: int | None = None  # requests in flight, when not the run's (--concurrency)
+    server: int | None = None  # the port of the server it loads, for its CPU (default: a Grpc/HttpGet's port)
     # Further results the same driver measures in each round, by name (messaging's fan-out
     # measures its streams and a bare LISTEN connection from the same commits).
     also: tuple[str, ...] = ()
@@ -125,6 +126,10 @@ class Workload:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.also)
+
+    @property
+    def server_port(self) -> int | None:
+        return self.server or getattr(self.driver, "port", None)
 
 
 class Unavailable(Exception):  # noqa: N818 - a state, not a failure
@@ -157,6 +162,7 @@ class Servers:
         self.log_dir = log_dir
         self.env = env  # the environment of every process the run starts
         self.processes: list[subprocess.Popen] = []
+        self.by_port: dict[int, subprocess.Popen] = {}
 
     def log_file(self, label: str) -> Path:
         return self.log_dir / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', label).strip('-')}.log"
@@ -177,6 +183,7 @@ class Servers:
         check = ready or (lambda p: wait_serving(p, timeout=timeout))
         if not check(port) or proc.poll() is not None:
             raise RuntimeError(f"{label} did not start: see {self.log_file(label)}")
+        self.by_port[port] = proc
         return port
 
     def stop(self) -> None:
@@ -275,6 +282,75 @@ class Bench:
                                   port, ready=ready)
 
 
+# --- CPU per call ----------------------------------------------------------------------------
+# Where a call's time goes, measured so that other work on a shared machine barely moves it:
+# the CPU time the server, PostgreSQL and the load generator spend per call (the kernel's
+# per-thread run time, /proc/<pid>/task/<tid>/schedstat, in nanoseconds).
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def process_tree(root: int) -> list[int]:
+    tree, found, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(tree.get(pid, ()))
+    return found
+
+
+def cpu_ns(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # gone, or no schedstat here
+    return total
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuMeter:
+    """CPU nanoseconds of the server a workload loads, of PostgreSQL and of its generator."""
+
+    def __init__(self, server_pid: int | None, postmaster: int | None, generator_pid: int | None) -> None:
+        self.roots = {"server": server_pid, "postgres": postmaster, "generator": generator_pid}
+
+    def sample(self) -> dict[str, int]:
+        """Each process tree is walked again: PostgreSQL backends come and go with pools."""
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # h2load, once it has exited
+        values = {name: cpu_ns(process_tree(root)) if root else 0 for name, root in self.roots.items()}
+        values["reaped"] = int((children.ru_utime + children.ru_stime) * 1e9)
+        return values
+
+    @staticmethod
+    def per_call(before: dict[str, int], after: dict[str, int], calls: float, generator_reaped: bool) -> dict:
+        def us(key: str) -> float | None:
+            return round((after[key] - before[key]) / calls / 1000, 1) if calls > 0 else None
+
+        return {"server_us": us("server") if before["server"] or after["server"] else None,
+                "postgres_us": us("postgres"), "generator_us": us("reaped" if generator_reaped else "generator")}
+
+
 # --- running the drivers ---------------------------------------------------------------------
 
 def h2load_available() -> bool:
@@ -305,6 +381,7 @@ class H2Load:
             args += ["-H", f"authorization: Bearer {self.driver.token}"]
         self.args, self.url = args, url
         self.generator = "h2load" if isinstance(self.driver, Grpc) else "h2load --h1"
+        self.pid = None  # a new h2load each round: its CPU is counted once it has exited
 
     def start(self) -> None:
         self.check("before")
@@ -390,6 +467,7 @@ class PythonGenerator:
         self.log = servers.log_file(f"loadgen {workload.name}")
         self.proc = servers.popen(f"loadgen {workload.name}", ["-m", "bench.loadgen", json.dumps(config)],
                                   servers.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
 
     def _read(self) -> dict:
         line = self.proc.stdout.readline()

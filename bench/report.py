@@ -31,7 +31,12 @@ def summarize(rounds: list[dict], extra_errors: dict[str, int] | None = None) ->
         values = [r[key] for r in rounds if not math.isnan(r[key])]
         return median(values) if values else float("nan")
 
+    def cpu(key: str) -> float | None:
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        return round(median(values), 1) if values else None
+
     return {"rps": mid("rps"), "p50_ms": mid("p50_ms"), "p99_ms": mid("p99_ms"),
+            "cpu_us_per_call": {k: cpu(f"{k}_us") for k in ("server", "postgres", "generator")},
             "calls": sum(r.get("calls", 0) for r in rounds), "errors": dict(errors), "rounds": rounds}
 
 
@@ -44,9 +49,11 @@ def spread_of(ratios: list[float]) -> dict:
             "spread": (q3 - q1) / mid if mid else float("inf")}
 
 
-def row(compare: Compare, workloads: dict[str, dict], tolerance: float) -> dict:
+def row(compare: Compare, workloads: dict[str, dict], pairs: list[tuple[dict, dict]], tolerance: float) -> dict:
+    """A compare's ratio: the median of its pairs' ratios (workload / ceiling, each pair run
+    back to back), their spread and the verdict."""
     w, c = workloads[compare.workload], workloads[compare.ceiling]
-    ratios = [a[compare.metric] / b[compare.metric] for a, b in zip(w["rounds"], c["rounds"], strict=False)
+    ratios = [a[compare.metric] / b[compare.metric] for a, b in pairs
               if b[compare.metric] and not math.isnan(a[compare.metric]) and not math.isnan(b[compare.metric])]
     stats = spread_of(ratios) if ratios else {"ratio": float("nan"), "q1": float("nan"), "q3": float("nan"),
                                               "min": float("nan"), "max": float("nan"), "spread": float("inf")}
@@ -86,6 +93,19 @@ def table(rows: list[dict]) -> str:
             goal += f"  errors: {errors_text(r['errors'])}"
         lines.append(f"{r['workload']:<{width}} {r['rps']:>7.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}  "
                      f"{r['ceiling']:<{cwidth}} {figure:>9} {r['ratio']:>6.2f} {iqr:>11}  {goal}")
+    return "\n".join(lines)
+
+
+def cpu_table(workloads: dict[str, dict]) -> str:
+    """CPU per call: where a call's time goes, figures a busy machine moves much less than
+    the throughput."""
+    width = max(len(name) for name in workloads)
+    lines = [f"{'workload':<{width}} {'server':>8} {'Postgres':>9} {'generator':>10}   (CPU us per call, median of rounds)"]
+    for name, w in workloads.items():
+        cpu = w.get("cpu_us_per_call") or {}
+        server, postgres, generator = (f"{cpu[k]:.0f}" if cpu.get(k) is not None else "-"
+                                       for k in ("server", "postgres", "generator"))
+        lines.append(f"{name:<{width}} {server:>8} {postgres:>9} {generator:>10}")
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ LOGS = DATA / "logs"
 KEEP_LOGS = 10  # runs whose logs are kept
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")]),
        "SOULKG_LOG_LEVEL": "INFO", "PYTHONWARNINGS": "ignore::UserWarning:platformdirs"}
-FULL = {"rounds": 6, "seconds": 1.0, "settle": 0.3, "warmup": 1.0}
+FULL = {"rounds": 6, "seconds": 0.8, "settle": 0.25, "warmup": 0.8}
 QUICK = {"rounds": 2, "seconds": 0.4, "settle": 0.2, "warmup": 0.3}
 TOLERANCE = 0.10  # a ratio whose interquartile range is wider than this (relative) is noisy
 
@@ -73,25 +73,54 @@ def groups(compares: list[Compare]) -> list[list[str]]:
     return list(members.values())
 
 
-def measure(group: list[Workload], bench: Bench, timing: dict, use_h2load: bool) -> tuple[dict, dict]:
-    """One warm-up round, then `rounds` rounds of every member, the order reversed every other
-    round. Returns {name: [round results]} and {name: errors outside the rounds}."""
-    runners = [runner(workload, bench.concurrency, bench.servers, use_h2load) for workload in group]
+def measure(group: list[Workload], compares: list[Compare], bench: Bench, timing: dict,
+            use_h2load: bool) -> tuple[dict, dict, dict]:
+    """Each compare's workload and ceiling in alternating pairs: after a warm-up, `rounds`
+    pairs, A B then B A, ... A group's load generators live through all its compares.
+    Returns {compare key: [(workload result, ceiling result)]}, {name: [every result]} and
+    {name: errors outside the rounds}."""
+    by_name = {name: w for w in group for name in w.names}
+    runners = {w.name: runner(w, bench.concurrency, bench.servers, use_h2load) for w in group}
+    pairs: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     results: dict[str, list[dict]] = defaultdict(list)
     extra: dict[str, dict] = {}
+    postmaster = harness.postmaster_pid(bench.ds.server.pgdata)
+    warm: set[str] = set()
+
+    def once(workload: Workload, seconds: float) -> dict[str, dict]:
+        each = runners[workload.name]
+        before = meters[workload.name].sample()
+        measured = each.round(timing["settle"], seconds)
+        after = meters[workload.name].sample()
+        calls = {name: r["rps"] * (timing["settle"] + seconds) for name, r in measured.items()}  # about
+        return {name: {**r, **harness.CpuMeter.per_call(before, after, calls[name], each.pid is None)}
+                for name, r in measured.items()}
+
     try:
-        for each in runners:
+        for each in runners.values():
             each.start()
-        for each in runners:
-            each.round(timing["settle"], timing["warmup"])
-        for index in range(timing["rounds"]):
-            for each in (runners if index % 2 == 0 else runners[::-1]):
-                for name, result in each.round(timing["settle"], timing["seconds"]).items():
+        meters = {}
+        for w in group:
+            server = bench.servers.by_port.get(w.server_port)
+            meters[w.name] = harness.CpuMeter(server.pid if server else None, postmaster, runners[w.name].pid)
+        for compare in compares:
+            a, b = by_name[compare.workload], by_name[compare.ceiling]
+            sides = [a] if a is b else [a, b]  # one driver may measure both (messaging's fan-out)
+            for w in sides:
+                if w.name not in warm:
+                    once(w, timing["warmup"])
+                    warm.add(w.name)
+            for index in range(timing["rounds"]):
+                got: dict[str, dict] = {}
+                for w in (sides if index % 2 == 0 else sides[::-1]):
+                    got.update(once(w, timing["seconds"]))
+                pairs[compare.key].append((got[compare.workload], got[compare.ceiling]))
+                for name, result in got.items():
                     results[name].append(result)
     finally:
-        for each in runners:
+        for each in runners.values():
             extra.update(each.stop())
-    return results, extra
+    return pairs, results, extra
 
 
 def _prune_logs() -> None:
@@ -114,6 +143,8 @@ def main() -> int:
     parser.add_argument("--python-loadgen", action="store_true",
                         help="drive the fixed-request workloads with the Python generator even when h2load is here")
     parser.add_argument("--list", action="store_true", help="list the suites and their rows, measure nothing")
+    parser.add_argument("--cpu", action="store_true", help="print the CPU per call of every workload too "
+                        "(always in the result file)")
     args = parser.parse_args()
     timing = dict(QUICK if args.quick else FULL)
     timing.update({k: v for k, v in (("rounds", args.rounds), ("seconds", args.seconds)) if v})
@@ -161,6 +192,7 @@ def main() -> int:
     bench_ = Bench(ds=ds, keys=keys, data_dir=DATA, servers=servers, concurrency=args.concurrency,
                    quick=args.quick, page_secret=secrets.token_urlsafe(32))
     rounds: dict[str, list[dict]] = {}
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
     extra: dict[str, dict] = {}
     generators: dict[str, str] = {}
     try:
@@ -180,17 +212,19 @@ def main() -> int:
         missing = {n for c in selected for n in (c.workload, c.ceiling)} - set(by_name)
         if missing:
             raise SystemExit(f"compares name workloads no setup returned: {', '.join(sorted(missing))}")
-        plan = []
+        plan = []  # (workloads, compares) per group of workloads the compares connect
         for names in groups(selected):
             # a driver may measure several names: it runs once per round
-            plan.append([declared[name] for name in dict.fromkeys(by_name[n].name for n in names)])
-        total = sum(len(g) for g in plan)
-        print(f"servers up in {time.monotonic() - started:.0f}s; measuring {total} workloads in {len(plan)} groups: "
-              f"{timing['rounds']} interleaved rounds of {timing['seconds']:g} s after a warm-up round, "
-              f"{args.concurrency} requests in flight", flush=True)
-        for number, group in enumerate(plan, 1):
+            members = [declared[name] for name in dict.fromkeys(by_name[n].name for n in names)]
+            plan.append((members, [c for c in selected if c.workload in names]))
+        print(f"servers up in {time.monotonic() - started:.0f}s; measuring {len(selected)} ratios of "
+              f"{sum(len(m) for m, _ in plan)} workloads: each a workload and its ceiling in {timing['rounds']} "
+              f"alternating pairs of {timing['seconds']:g} s rounds after a warm-up, {args.concurrency} requests "
+              "in flight", flush=True)
+        for number, (group, group_compares) in enumerate(plan, 1):
             began = time.monotonic()
-            results, errors = measure(group, bench_, timing, use_h2load)
+            group_pairs, results, errors = measure(group, group_compares, bench_, timing, use_h2load)
+            pairs.update(group_pairs)
             rounds.update(results)
             extra.update(errors)
             for workload in group:
@@ -209,10 +243,13 @@ def main() -> int:
 
     workloads = {name: {**report.summarize(r, extra.get(name)), "generator": generators.get(name)}
                  for name, r in rounds.items()}
-    rows = [report.row(c, workloads, args.tolerance) for suite in chosen for c in compares[suite.name]]
-    print(f"\nratios: median of {timing['rounds']} per-round ratios, IQR their interquartile range; "
-          f"'noisy' when the IQR is wider than {args.tolerance:.0%} of the ratio\n")
+    rows = [report.row(c, workloads, pairs[c.key], args.tolerance) for suite in chosen for c in compares[suite.name]]
+    print(f"\nratio: the median of {timing['rounds']} per-pair ratios (a workload and its ceiling run back to "
+          f"back), IQR their interquartile range;\n'noisy' when the IQR is wider than {args.tolerance:.0%} of the "
+          "ratio; req/s and ms: medians of the workload's rounds\n")
     print(report.table(rows))
+    if args.cpu:
+        print("\n" + report.cpu_table(workloads))
     elapsed = time.monotonic() - started
     path = report.write({**facts, "elapsed_s": round(elapsed), "concurrency": args.concurrency, "timing": timing,
                          "quick": args.quick, "tolerance": args.tolerance, "read_generator":
