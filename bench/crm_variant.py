@@ -8,7 +8,9 @@ Experiments, by name:
 - `one-statement-get`: GetClient reads through TenantDatabase.single_read(): one statement and
   one round trip instead of three (BEGIN with the settings and the caller check; the SELECT;
   COMMIT);
-- `one-statement-list`: the same for ListClients (one SELECT per page).
+- `one-statement-list`: the same for ListClients (one SELECT per page);
+- `no-log-context`: the interceptor without its per-call log context (an upper bound of
+  what a cheaper log context could save; not shippable).
 With none, this is crm exactly as services/crm/server.py runs it (the experiments' baseline).
 """
 
@@ -55,6 +57,27 @@ def _one_statement_list() -> None:
     ClientsService.list = list_
 
 
+def without_log_context() -> None:
+    """The interceptor without its per-call log context (no structlog binding of method,
+    request id, organization and caller; no request id made): the most that making that
+    context cheaper could save. An upper bound, not a shippable change."""
+    from libs.errors import PermissionDenied
+    from libs.tenancy import context as tenancy_context
+    from libs.tenancy.interceptors import TenancyInterceptor
+
+    def _enter(self, method, rule, context):
+        tenancy_context.set_deadline(context.time_remaining())
+        if rule is None:
+            raise PermissionDenied("this method has no authorization policy", reason="NO_POLICY")
+        principal = self._authenticate(rule, context)
+        if principal is not None and not rule.admits(principal):
+            raise PermissionDenied(f"this method is for: {rule.describe()}", reason="ROLE_REQUIRED")
+        tenancy_context.set_principal(principal)
+        tenancy_context.set_admitted_roles(rule.roles)
+
+    TenancyInterceptor._enter = _enter
+
+
 def _option(text: str) -> None:
     name, _, value = text.partition("=")
     option = (name, int(value) if value.lstrip("-").isdigit() else value)
@@ -74,6 +97,8 @@ def main(experiments: list[str]) -> None:
             _one_statement_get()
         elif experiment == "one-statement-list":
             _one_statement_list()
+        elif experiment == "no-log-context":
+            without_log_context()
         else:
             raise SystemExit(f"unknown experiment {experiment!r}")
     from libs.server.bootstrap import main as serve

@@ -6,7 +6,8 @@ No interceptor, no database, no protobuf: what grpc.aio itself costs per call. F
 experiments (bench/experiments_bench.py), `--mode`: `empty-interceptor` (an aio interceptor that
 only continues), `interceptor` (the services' TenancyInterceptor: the call then needs a user's
 token, verified with the public keys in `--keys`), `wrapped` (the TenancyInterceptor's per-call
-work with the handler wrapped once at registration instead of through an aio interceptor);
+work with the handler wrapped once at registration instead of through an aio interceptor),
+`interceptor-no-log-context` (the TenancyInterceptor without its per-call log context);
 `--option` passes a gRPC server option (an integer value, or a string).
 """
 
@@ -55,13 +56,17 @@ async def serve(port: int, size: int, mode: str = "bare", keys: Path | None = No
                 return await continuation(details)
 
         interceptors.append(Empty())
-    elif mode in ("interceptor", "wrapped"):
+    elif mode in ("interceptor", "wrapped", "interceptor-no-log-context"):
         from libs.authz import ANY_USER
         from libs.tenancy.interceptors import TenancyInterceptor
         from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
         tenancy = TenancyInterceptor(TokenVerifier(load_public_keys(keys)), {METHOD: ANY_USER})
-        if mode == "interceptor":
+        if mode == "interceptor-no-log-context":
+            from bench.crm_variant import without_log_context
+
+            without_log_context()
+        if mode != "wrapped":
             interceptors.append(tenancy)
         else:  # the same per-call work, the handler wrapped once instead of an aio interceptor
             handlers = _Wrapped(handlers, tenancy)
@@ -76,7 +81,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("size", type=int)
     parser.add_argument("port", type=int)
-    parser.add_argument("--mode", choices=["bare", "empty-interceptor", "interceptor", "wrapped"], default="bare")
+    parser.add_argument("--mode", choices=["bare", "empty-interceptor", "interceptor", "wrapped",
+                                                       "interceptor-no-log-context"], default="bare")
     parser.add_argument("--keys", type=Path, help="public keys that verify tokens (modes interceptor, wrapped)")
     parser.add_argument("--option", action="append", default=[], type=_option)
     args = parser.parse_args()

@@ -22,6 +22,7 @@ ECHO_MODES = {
     "echo + an empty aio interceptor": "empty-interceptor",
     "echo + TenancyInterceptor": "interceptor",
     "echo, TenancyInterceptor's work, handler wrapped": "wrapped",
+    "echo + TenancyInterceptor without log context": "interceptor-no-log-context",
 }
 ECHO_OPTIONS = {
     "echo, max_concurrent_streams=16": "grpc.max_concurrent_streams=16",
@@ -34,16 +35,19 @@ VARIANTS = {  # name: (crm_variant experiments, extra environment)
     "GetClient, max_concurrent_streams=16": (["option:grpc.max_concurrent_streams=16"], {}),
     "GetClient, HTTP/2 BDP probe off": (["option:grpc.http2.bdp_probe=0"], {}),
     "GetClient, database pool of 4": ([], {"SOULKG_DB_POOL_SIZE": "4"}),
+    "GetClient, interceptor without log context": (["no-log-context"], {}),
+    "GetClient in one statement, no log context": (["one-statement-get", "no-log-context"], {}),
 }
 LIST_BASE = "ListClients first page, crm (experiments' baseline)"
 LIST_ONE = "ListClients first page in one statement"
 
-COMPARES = (
-    *(Compare(name, ECHO, note="(per-call work)") for name in ECHO_MODES),
-    *(Compare(name, ECHO, note="(server option)") for name in ECHO_OPTIONS),
-    *(Compare(name, BASE, note="(experiment vs none)") for name in VARIANTS),
-    Compare(LIST_ONE, LIST_BASE, note="(experiment vs none)"),
-)
+# Each experiment twice: its throughput, and its server's CPU per call (lower is better), which
+# other work on a shared machine moves much less.
+COMPARES = tuple(
+    Compare(name, base, metric, note=note)
+    for names, base, note in ((ECHO_MODES, ECHO, "(per-call work)"), (ECHO_OPTIONS, ECHO, "(server option)"),
+                              (VARIANTS, BASE, "(experiment vs none)"), ((LIST_ONE,), LIST_BASE, "(experiment vs none)"))
+    for name in names for metric in ("rps", "server_us"))
 
 
 def setup(bench: Bench) -> list[Workload]:

@@ -78,7 +78,7 @@ class Compare:
 
     workload: str
     ceiling: str
-    metric: str = "rps"  # "rps" (throughput) or "p50_ms" (latency)
+    metric: str = "rps"  # "rps" (throughput), "p50_ms" (latency), "server_us" (server CPU per call)
     goal: Goal | None = None
     note: str = ""  # what the ratio means when it has no goal: "(database path)"
     label: str = ""  # the ratio's own name, if it has one ("caller check cost")
@@ -86,7 +86,8 @@ class Compare:
     @property
     def key(self) -> str:
         """The row's name in result files and `make bench-compare`."""
-        return self.label or f"{self.workload} / {self.ceiling}"
+        return self.label or f"{self.workload} / {self.ceiling}" + (f" ({self.metric})" if self.metric == "server_us"
+                                                                    else "")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def row(compare: Compare, workloads: dict[str, dict], pairs: list[tuple[dict, di
     back to back), their spread and the verdict."""
     w, c = workloads[compare.workload], workloads[compare.ceiling]
     ratios = [a[compare.metric] / b[compare.metric] for a, b in pairs
-              if b[compare.metric] and not math.isnan(a[compare.metric]) and not math.isnan(b[compare.metric])]
+              if a.get(compare.metric) is not None and b.get(compare.metric)
+              and not math.isnan(a[compare.metric]) and not math.isnan(b[compare.metric])]
     stats = spread_of(ratios) if ratios else {"ratio": float("nan"), "q1": float("nan"), "q3": float("nan"),
                                               "min": float("nan"), "max": float("nan"), "spread": float("inf")}
     if stats["spread"] > tolerance:
@@ -68,7 +69,8 @@ def row(compare: Compare, workloads: dict[str, dict], pairs: list[tuple[dict, di
             "goal": str(compare.goal) if compare.goal else None, "note": compare.note, "label": compare.label,
             "ratios": ratios, **stats, "verdict": verdict, "errors": dict(errors),
             "rps": w["rps"], "p50_ms": w["p50_ms"], "p99_ms": w["p99_ms"],
-            "ceiling_rps": c["rps"], "ceiling_p50_ms": c["p50_ms"]}
+            "ceiling_rps": c["rps"], "ceiling_p50_ms": c["p50_ms"],
+            "ceiling_server_us": (c.get("cpu_us_per_call") or {}).get("server")}
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -84,7 +86,8 @@ def table(rows: list[dict]) -> str:
               f"{'ceiling':>9} {'ratio':>6} {'IQR':>11}  goal")
     lines = [header, "-" * len(header)]
     for r in rows:
-        figure = f"{r['ceiling_rps']:.0f}/s" if r["metric"] == "rps" else f"{r['ceiling_p50_ms']:.2f}ms"
+        figure = {"rps": f"{r['ceiling_rps']:.0f}/s", "p50_ms": f"{r['ceiling_p50_ms']:.2f}ms",
+                  "server_us": f"{r.get('ceiling_server_us') or 0:.0f}us"}[r["metric"]]
         iqr = f"{r['q1']:.2f}-{r['q3']:.2f}"
         goal = " ".join(part for part in (r["goal"] or r["note"], r["verdict"]) if part)
         if r["label"]:
