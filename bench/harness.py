@@ -120,6 +120,7 @@ class Workload:
     driver: Driver
     concurrency: int | None = None  # requests in flight, when not the run's (--concurrency)
     server: int | None = None  # the port of the server it loads, for its CPU (default: a Grpc/HttpGet's port)
+    seconds: float | None = None  # a longer measured window for a slow workload (its pairs use it on both sides)
     # Further results the same driver measures in each round, by name (messaging's fan-out
     # measures its streams and a bare LISTEN connection from the same commits).
     also: tuple[str, ...] = ()

@@ -61,8 +61,9 @@ def setup(bench: Bench) -> list[Workload]:
     port = bench.service("identity")
     _sign_up(port)
     spec = {"target": f"127.0.0.1:{port}"}
-    return [Workload(NORMAL, Python(f"{__name__}:logins", spec), concurrency=LOGIN_WORKERS),
-            Workload(FLOODED, Python(f"{__name__}:flooded_logins", spec), concurrency=LOGIN_WORKERS)]
+    # A login takes tens of milliseconds: longer rounds, for enough of them in each.
+    return [Workload(NORMAL, Python(f"{__name__}:logins", spec), concurrency=LOGIN_WORKERS, seconds=2.0),
+            Workload(FLOODED, Python(f"{__name__}:flooded_logins", spec), concurrency=LOGIN_WORKERS, seconds=2.0)]
 
 
 SUITE = Suite("login", COMPARES, setup)

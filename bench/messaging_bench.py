@@ -60,7 +60,7 @@ COMPARES = (
     Compare(INGEST_DUP, DUP_SQL, note="(database path)"),
     Compare(LIST_DEEP, LIST_FIRST, "p50_ms", at_most(1.3, "(latency)"), label="ListMessages deep/first"),
     Compare(LIST_FIRST, LIST_SQL, note="(database path)"),
-    Compare(FANOUT, LISTEN, "p50_ms", note="(latency; LISTEN is the floor)", label="StreamEvents vs LISTEN"),
+    Compare(FANOUT, LISTEN, "p50_ms", note="(latency; LISTEN is the floor)"),
 )
 
 
