@@ -49,7 +49,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
                  ("partners", "products", "tours", "client_products", "client_tours")),
     ServiceEntry("agents", 50055, "soulkg.agents.v1", "soulkg_agents",
                  ("agent_configurations", "prompt_variants", "experiments", "experiment_variants",
-                  "dialogue_analysis")),
+                  "dialogue_analysis", "experiment_assignments", "agent_revisions")),
 )
 GATEWAY_PORT = 8080
 

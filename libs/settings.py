@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Other services: name -> "host:port"; unset names use `services_host` and the registry's port.
     service_addresses: dict[str, str] = Field(default_factory=dict)
     services_host: str = "127.0.0.1"
-    # Deadline for a call to another service when the caller sent none.
+    # Deadline for a call to another service when the caller sent none (the gateway's too).
     default_call_timeout_seconds: float = Field(10.0, gt=0)
     # messaging: who sends outbound messages ("recording": the offline development provider,
     # which records and acknowledges them) and who translates inbound ones for the managers
@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     translator: Literal["none", "libretranslate"] = "none"
     translator_url: str | None = None
     translator_api_key: SecretStr | None = None
+
+    # The gateway (services/gateway; listens on `host` and `port`, default registry.GATEWAY_PORT):
+    # origins its CORS allows (a JSON list, e.g. '["https://app.example.com"]'; ["*"] for any),
+    # the largest request body it reads, the longest deadline a caller may ask for.
+    gateway_cors_origins: list[str] = Field(default_factory=list)
+    gateway_max_body_bytes: int = Field(1_048_576, ge=1)
+    gateway_max_timeout_seconds: float = Field(60.0, gt=0)
 
     # TLS (off for make run). Server side: this process's certificate and key; with a client
     # CA as well, callers must present a certificate it signed (mTLS between services).

@@ -79,14 +79,16 @@ def database(make_database: Callable[[str], DatabaseUrls]) -> DatabaseUrls:
 
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory) -> Path:
-    """A signing key pair plus a trusted internal service ("webhook") key, as make run makes."""
+    """A signing key pair plus the keys of trusted internal services ("webhook", "agents"), as
+    make run makes: private halves in services-private/, public ones in services/."""
     from libs.tenancy.tokens import generate_key_pair
 
     directory = tmp_path_factory.mktemp("keys")
     generate_key_pair(directory, kid="test-1")
-    generate_key_pair(directory / "services-private", kid="webhook")
     (directory / "services").mkdir()
-    (directory / "services-private" / "webhook.pub.pem").rename(directory / "services" / "webhook.pub.pem")
+    for service in ("webhook", "agents"):
+        generate_key_pair(directory / "services-private", kid=service)
+        (directory / "services-private" / f"{service}.pub.pem").rename(directory / "services" / f"{service}.pub.pem")
     return directory
 
 
@@ -181,3 +183,4 @@ identity_channel = channel_fixture("identity")
 crm_channel = channel_fixture("crm")
 catalog_channel = channel_fixture("catalog")
 messaging_channel = channel_fixture("messaging")
+agents_channel = channel_fixture("agents")

@@ -114,7 +114,9 @@ class Caller:
         for stub in self._stubs:
             if hasattr(stub, name):
                 method = getattr(stub, name)
-                return lambda request, **kwargs: method(request, metadata=self.metadata, **kwargs)
+                # A deadline on every unary call: a lost answer fails the test instead of hanging it.
+                return lambda request, **kwargs: method(request, metadata=self.metadata,
+                                                        **{"timeout": 30, **kwargs})
         raise AttributeError(name)
 
     def stream(self, conversation_id: str | None = None, **kwargs):

@@ -47,7 +47,7 @@ def test_compose_has_the_database_the_migration_job_and_each_existing_service():
     services = compose["services"]
     existing = [entry.name for entry in registry.existing()]
     assert existing, "identity and crm exist"
-    assert list(services) == ["db", "migrate", *existing]
+    assert list(services) == ["db", "migrate", *existing, "gateway"]
     assert set(compose["volumes"]) == {"pgdata", "keys"}
     assert services["db"]["image"].startswith("pgvector/pgvector:pg")
 

@@ -30,6 +30,7 @@ def _kill_postmaster(server: EmbeddedPostgres) -> None:
     """SIGKILL to the postmaster and every backend at once, like a power cut (the backends
     may sit in another process group, so they are found by parent pid)."""
     postmaster = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
+    os.kill(postmaster, signal.SIGSTOP)  # no new backend is forked while we look for them
     victims = [postmaster]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -74,6 +74,13 @@ SEED_INDEXES: list[tuple[str, str, tuple[str, ...], bool]] = [
     # Not in the seed (DESIGN.md section 4 and identity's refresh tokens), required all the same.
     ("experiment_variants", "experiment <-> prompt variant, once",
      ("organization_id", "experiment_id", "prompt_variant_id"), True),
+    ("experiment_assignments", "one assignment per client and experiment",
+     ("organization_id", "experiment_id", "client_id"), True),
+    ("experiment_assignments", "an experiment's assignments by variant (results)",
+     ("organization_id", "experiment_id", "prompt_variant_id"), False),
+    ("experiment_assignments", "a client's assignments (its delete cascades)", ("organization_id", "client_id"),
+     False),
+    ("agent_revisions", "one revision per organization", ("organization_id",), True),
     ("refresh_tokens", "token hash", ("token_hash",), True),
     ("refresh_tokens", "tokens of a user", ("organization_id", "user_id"), False),
     ("refresh_tokens", "token family", ("organization_id", "family_id"), False),
@@ -118,8 +125,9 @@ def indexes(conn) -> list[tuple[str, str, bool, bool, list[str]]]:
 
 
 def test_the_product_tables_are_there(tables):
-    # the seed's 15, experiment_variants, refresh_tokens, request_ids, conversation_handoffs, organizations
-    assert len(tables) == 20
+    # the seed's 15, experiment_variants, refresh_tokens, request_ids, organizations,
+    # conversation_handoffs, experiment_assignments, agent_revisions
+    assert len(tables) == 22
 
 
 def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tables):
@@ -163,6 +171,14 @@ def test_every_index_on_a_tenant_table_leads_with_organization_id(indexes, tenan
     assert offenders == []
 
 
+# Foreign keys to a unique key wider than (organization_id, id), led by organization_id all
+# the same: an assignment's variant is one of its own experiment's variants.
+WIDER_FOREIGN_KEYS = {
+    "fk_experiment_assignments_variant": (["organization_id", "experiment_id", "prompt_variant_id"],
+                                          ["organization_id", "experiment_id", "prompt_variant_id"]),
+}
+
+
 def test_every_foreign_key_between_tenant_tables_includes_organization_id(conn, tenant_tables):
     fks = conn.execute("""
         select c.conrelid::regclass::text, c.conname, c.confdeltype,
@@ -176,11 +192,14 @@ def test_every_foreign_key_between_tenant_tables_includes_organization_id(conn, 
         where c.contype = 'f' and c.connamespace = 'public'::regnamespace
           and c.confrelid <> 'organizations'::regclass
     """).fetchall()
-    assert len(fks) == 21
+    assert len(fks) == 23
     for table, name, on_delete, columns, referenced, set_null_columns in fks:
         assert table in tenant_tables, name
-        assert len(columns) == 2 and columns[0] == "organization_id", name
-        assert referenced == ["organization_id", "id"], name
+        if name in WIDER_FOREIGN_KEYS:
+            assert (columns, referenced) == WIDER_FOREIGN_KEYS[name], name
+        else:
+            assert len(columns) == 2 and columns[0] == "organization_id", name
+            assert referenced == ["organization_id", "id"], name
         assert on_delete in ("c", "n"), name  # CASCADE or SET NULL
         if on_delete == "n":  # SET NULL of the reference only, never of organization_id
             assert set_null_columns == [columns[1]], name

@@ -115,3 +115,15 @@ async def test_service_clients_call_over_mtls_from_settings(pki, tls_crm, identi
 def test_make_run_settings_are_plaintext():
     settings = Settings()
     assert settings.server_credentials() is None and settings.channel_credentials() is None
+
+
+async def test_the_health_probe_speaks_mtls_from_settings(pki, tls_crm):
+    import asyncio
+
+    from libs.server.probe import wait_serving
+
+    credentials = Settings(tls_ca_file=pki / "ca.pem", tls_client_cert_file=pki / "client.pem",
+                           tls_client_key_file=pki / "client.key").channel_credentials()
+    # The probe is blocking code (docker's health check runs it as a process): off the event loop.
+    assert await asyncio.to_thread(wait_serving, tls_crm, 10, "localhost", credentials)
+    assert not await asyncio.to_thread(wait_serving, tls_crm, 1)  # plaintext gets nowhere

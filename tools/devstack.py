@@ -4,8 +4,9 @@ run:  start the embedded PostgreSQL in .data/ (unless DATABASE_URL names a serve
       the roles and the database, apply migrations, create a development signing key pair,
       start every service of libs/registry.py whose package exists as its own process (on
       its registry port, connected as its own database role), wait until each is healthy,
-      print endpoints, and on Ctrl-C / SIGTERM stop the services, then PostgreSQL. A second
-      run reuses .data/.
+      load the demo data through their APIs (once; SOULKG_DEMO_DATA=0 skips it), print
+      endpoints, and on Ctrl-C / SIGTERM stop the services, then PostgreSQL. A second run
+      reuses .data/.
 psql: psql on the development database as the owner role (SQL on stdin runs and exits).
 init: provision + migrate + keys, then exit (used by docker-compose's migration job).
 """
@@ -79,20 +80,18 @@ def database_up() -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
 
 
 def load_demo_data(urls: DatabaseUrls) -> bool:
-    """The demo data, each table through its owning service's role."""
+    """The demo data, through the running services (each on its registry port)."""
     import asyncio
 
-    from libs.tenancy.database import TenantDatabase
+    from libs.settings import Settings
     from tools import demo_data
 
+    settings = Settings()
+    addresses = {entry.name: settings.address_of(entry.name) for entry in registry.existing()}
+
     async def _load() -> bool:
-        dbs = {entry.name: await TenantDatabase.connect(urls.service(entry.name), min_size=1, max_size=1)
-               for entry in registry.SERVICES}
-        try:
-            return await demo_data.load(dbs)
-        finally:
-            for db in dbs.values():
-                await db.close()
+        return await demo_data.load(addresses, service_keys=service_keys(),
+                                    report=lambda line: print(line, flush=True))
 
     return asyncio.run(_load())
 
@@ -102,6 +101,22 @@ def keys_dir() -> Path:
     if not (directory / "current").exists():
         generate_key_pair(directory)
     return directory
+
+
+DEV_SERVICE_KEYS = ("webhook", "agents")  # the demo data's inbound messages and AI replies
+
+
+def service_keys() -> Path:
+    """Key pairs of the internal services the demo data acts as (identity's IssueServiceToken
+    trusts `keys/services/<name>.pub.pem`; the private halves stay in keys/services-private/),
+    made once. Returns the directory of the private keys."""
+    trusted, private = keys_dir() / "services", keys_dir() / "services-private"
+    trusted.mkdir(exist_ok=True)
+    for name in DEV_SERVICE_KEYS:
+        if not ((private / f"{name}.key.pem").exists() and (trusted / f"{name}.pub.pem").exists()):
+            generate_key_pair(private, kid=name)
+            (private / f"{name}.pub.pem").replace(trusted / f"{name}.pub.pem")
+    return private
 
 
 def _die_with_parent() -> None:
@@ -116,8 +131,6 @@ def run() -> int:
     started = time.monotonic()
     _die_with_parent()  # `make run` killed (not only Ctrl-C) stops this stack cleanly too
     urls, server = database_up()
-    if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and load_demo_data(urls):
-        print("demo data loaded (organization soul-kg)", flush=True)
     # Shared by every service; each also gets its own role's SOULKG_DATABASE_URL below.
     passwords = {password_variable(role) for role in [OWNER_ROLE, *service_roles()]}
     env = {**{k: v for k, v in os.environ.items() if k not in passwords},
@@ -148,13 +161,27 @@ def run() -> int:
             if not wait_serving(services[name].port) and not stop_requested:
                 print(f"service {name} did not become healthy (exit code {child.process.poll()})", file=sys.stderr)
                 return 1
+        from services.gateway import server as gateway_server
+
+        supervisor.add("gateway", lambda: subprocess.Popen(
+            [sys.executable, "-m", "services.gateway.server"], cwd=REPO, env=env,
+            start_new_session=True, preexec_fn=_die_with_parent))
+        if not gateway_server.ready(registry.GATEWAY_PORT, timeout=60) and not stop_requested:
+            print("the gateway did not become ready", file=sys.stderr)
+            return 1
+        if os.environ.get("SOULKG_DEMO_DATA", "1") != "0" and not stop_requested:
+            try:
+                if load_demo_data(urls):
+                    print("demo data loaded (organization soul-kg)", flush=True)
+            except Exception as error:  # the stack stays up without it
+                print(f"demo data did not load: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         print(f"\nSoul KG CRM is up in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  database (owner): make psql   [{'embedded, .data/postgres' if server else 'DATABASE_URL'}]")
-        for name in supervisor.children:
+        for name in services:
             port = services[name].port
             print(f"  {name:<10} grpc  127.0.0.1:{port}   grpcurl -plaintext localhost:{port} list")
-        if not supervisor.children:
-            print("  (no services exist yet)")
+        gateway = f"http://127.0.0.1:{registry.GATEWAY_PORT}"
+        print(f"  {'gateway':<10} http  {gateway}   docs {gateway}/docs")
         from tools import demo_data
 
         print(f"  demo login: organization_slug={demo_data.SLUG} email={demo_data.ADMIN_EMAIL} "

@@ -91,6 +91,15 @@ def build() -> dict:
                             "interval": "5s", "timeout": "5s", "retries": 12},
             "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
         }
+    compose["services"]["gateway"] = {
+        "build": ".", "command": ["python", "-m", "services.gateway.server"],
+        "environment": {"SOULKG_HOST": "0.0.0.0", "SOULKG_SERVICE_ADDRESSES": addresses,
+                        "SOULKG_GATEWAY_CORS_ORIGINS": "${SOULKG_GATEWAY_CORS_ORIGINS:-[]}"},
+        "ports": [f"{registry.GATEWAY_PORT}:{registry.GATEWAY_PORT}"],
+        "healthcheck": {"test": ["CMD", "python", "-m", "services.gateway.server", "--check"],
+                        "interval": "5s", "timeout": "5s", "retries": 12},
+        "depends_on": {entry.name: {"condition": "service_healthy"} for entry in services},
+    }
     return compose
 
 

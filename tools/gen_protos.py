@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate Python code for every .proto under protos/ into gen/python/.
 
-    python tools/gen_protos.py           # regenerate gen/python/ (stale files removed)
-    python tools/gen_protos.py --check   # fail if gen/python/ differs from a fresh run
+    python tools/gen_protos.py           # regenerate gen/ (stale files removed)
+    python tools/gen_protos.py --check   # fail if gen/ differs from a fresh run
 
 Runs grpc_tools.protoc with --python_out, --pyi_out and --grpc_python_out
 (a *_pb2_grpc.py only for files that declare a service).
@@ -14,6 +14,11 @@ pin grpcio-tools exactly for the --check drift test to be stable.
 Every generated directory gets an empty __init__.py, so `soulkg` is a regular
 package; nothing is generated under `google`, which keeps importing from
 site-packages.
+
+gen/descriptors/ holds each proto file's FileDescriptorProto *with source info*
+(`<file>.binpb`, e.g. soulkg/crm/v1/crm.binpb): the generated modules drop
+comments, and the gateway's OpenAPI document takes its descriptions from them.
+One file per proto, so branches that change different protos do not collide.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "protos"
 OUT_DIR = ROOT / "gen" / "python"
+DESCRIPTORS_DIR = ROOT / "gen" / "descriptors"
 # Not part of the generated tree (created by importing the generated modules).
 IGNORED_NAMES = {"__pycache__"}
 
@@ -47,7 +53,7 @@ def proto_files() -> list[str]:
     return sorted(p.relative_to(PROTO_DIR).as_posix() for p in PROTO_DIR.rglob("*.proto"))
 
 
-def generate(out: Path) -> None:
+def generate(out: Path, descriptors_out: Path) -> None:
     files = proto_files()
     if not files:
         sys.exit(f"no .proto files under {PROTO_DIR.relative_to(ROOT)}/")
@@ -55,7 +61,7 @@ def generate(out: Path) -> None:
     cmd += [f"--proto_path={p}" for p in include_paths()]
     cmd += [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"]
     descriptor_set = out.parent / "descriptors.binpb"
-    cmd += [f"--descriptor_set_out={descriptor_set}"]
+    cmd += [f"--descriptor_set_out={descriptor_set}", "--include_source_info"]
     cmd += files
     # Relative proto names keep machine paths out of the generated code.
     result = subprocess.run(cmd, cwd=PROTO_DIR)
@@ -70,6 +76,9 @@ def generate(out: Path) -> None:
     for file in fds.file:
         if not file.service:
             (out / file.name.replace(".proto", "_pb2_grpc.py")).unlink()
+        target = descriptors_out / file.name.replace(".proto", ".binpb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file.SerializeToString(deterministic=True))
     for directory in sorted({p.parent for p in out.rglob("*.py")}):
         while directory != out:
             (directory / "__init__.py").touch()
@@ -106,31 +115,40 @@ def main() -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="regenerate into a temp dir and exit 1 if gen/python/ differs",
+        help="regenerate into a temp dir and exit 1 if gen/ differs",
     )
     args = parser.parse_args()
-    shown_out = OUT_DIR.relative_to(ROOT).as_posix()
+    outputs = [OUT_DIR, DESCRIPTORS_DIR]
 
     with tempfile.TemporaryDirectory(prefix="soulkg-gen-") as tmp:
-        fresh = Path(tmp) / "python"
-        fresh.mkdir()
-        generate(fresh)
+        fresh = [Path(tmp) / target.name for target in outputs]
+        for directory in fresh:
+            directory.mkdir()
+        generate(*fresh)
 
         if args.check:
-            diffs = differences(fresh, OUT_DIR)
-            if diffs:
-                print(f"{shown_out}/ is out of date with protos/:", file=sys.stderr)
-                for line in diffs:
-                    print(f"  {line}", file=sys.stderr)
+            stale = False
+            for new, target in zip(fresh, outputs, strict=True):
+                shown_out = target.relative_to(ROOT).as_posix()
+                diffs = differences(new, target)
+                if diffs:
+                    stale = True
+                    print(f"{shown_out}/ is out of date with protos/:", file=sys.stderr)
+                    for line in diffs:
+                        print(f"  {line}", file=sys.stderr)
+                else:
+                    print(f"{shown_out}/ is up to date ({len(tree(new))} files)")
+            if stale:
                 print("run: python tools/gen_protos.py", file=sys.stderr)
                 return 1
-            print(f"{shown_out}/ is up to date ({len(tree(fresh))} files)")
             return 0
 
-        shutil.rmtree(OUT_DIR, ignore_errors=True)
-        OUT_DIR.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(fresh, OUT_DIR)
-    print(f"generated {len(tree(OUT_DIR))} files into {shown_out}/")
+        for new, target in zip(fresh, outputs, strict=True):
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(new, target)
+    for target in outputs:
+        print(f"generated {len(tree(target))} files into {target.relative_to(ROOT).as_posix()}/")
     return 0
 
 

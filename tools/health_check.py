@@ -17,7 +17,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    return 0 if wait_serving(Settings().listen_port(argv[0]), timeout=3.0) else 1
+    settings = Settings()  # with SOULKG_TLS_CA_FILE (and a client certificate) it probes over (m)TLS
+    return 0 if wait_serving(settings.listen_port(argv[0]), timeout=3.0, host="localhost" if settings.tls_ca_file
+                             else "127.0.0.1", credentials=settings.channel_credentials()) else 1
 
 
 if __name__ == "__main__":

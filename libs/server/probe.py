@@ -8,10 +8,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def wait_serving(port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> bool:
-    """True once the server's overall health is SERVING; False if `timeout` passes first."""
+def wait_serving(port: int, timeout: float = 60.0, host: str = "127.0.0.1",
+                 credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """True once the server's overall health is SERVING; False if `timeout` passes first.
+    `credentials`: for a server that speaks TLS (with a client certificate for mTLS)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
+    target = f"{host}:{port}"
+    with (grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:

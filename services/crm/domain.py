@@ -138,7 +138,24 @@ class ListClients:
     order_by: str
 
 
+@dataclass(frozen=True)
+class ListStatusChanges:
+    """ListClientStatusChanges: the status changes of a set of clients (a cohort's funnel)."""
+
+    client_ids: tuple[str, ...]
+    statuses: tuple[str | None, ...]  # labels; None for UNSPECIFIED (refused)
+    since: datetime | None
+    page_size: int = 0
+    page_token: str = ""
+
+
 # --- validated requests --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatusChangesQuery:
+    client_ids: tuple[UUID, ...]  # distinct, sorted
+    statuses: tuple[str, ...]  # distinct, sorted; empty: every status
+    since: datetime | None
 
 @dataclass(frozen=True)
 class NewClient:
@@ -235,6 +252,34 @@ def validate_contact(request: PhoneContact) -> dict[str, object]:
     values = _values(fields, ("phone", "first_name", "last_name", "preferred_language"), violations, "")
     violations.raise_if_any("invalid contact")
     return {k: v for k, v in values.items() if v is not None}
+
+
+MAX_COHORT = 10_000  # client ids per ListClientStatusChanges call
+
+
+def validate_status_changes(request: ListStatusChanges) -> StatusChangesQuery:
+    """1 to MAX_COHORT client ids (duplicates ignored), statuses without UNSPECIFIED. Every
+    violation at once, but at most 20 malformed ids named."""
+    violations = Violations()
+    if not request.client_ids:
+        violations.add("client_ids", "at least one client id is required")
+    elif len(request.client_ids) > MAX_COHORT:
+        violations.add("client_ids", f"at most {MAX_COHORT} client ids per call")
+    ids: set[UUID] = set()
+    bad: list[int] = []
+    for index, value in enumerate(request.client_ids[:MAX_COHORT]):
+        try:
+            ids.add(parse_uuid(value, f"client_ids[{index}]"))
+        except InvalidArgument:
+            bad.append(index)
+    for index in bad[:20]:
+        violations.add(f"client_ids[{index}]", "must be a UUID")
+    if len(bad) > 20:
+        violations.add("client_ids", f"{len(bad)} ids are not UUIDs (the first 20 are named)")
+    if any(status is None for status in request.statuses):
+        violations.add("statuses", "UNSPECIFIED is not a status")
+    violations.raise_if_any("invalid status changes query")
+    return StatusChangesQuery(tuple(sorted(ids)), tuple(sorted(set(request.statuses))), request.since)
 
 
 def parse_order_by(order_by: str) -> tuple[str, bool, str]:

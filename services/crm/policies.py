@@ -2,7 +2,8 @@
 
 Any user of the organization works with its clients. Internal services act for one
 organization with a service token: `webhook`/`messaging` create clients from inbound
-messages, `agents` read clients, record AI status changes and mirror experiment assignments.
+messages, `agents` read clients and their funnels (ListClientStatusChanges), record AI status
+changes and mirror experiment assignments.
 """
 
 from libs.authz import ANY_USER, SERVICES
@@ -18,6 +19,7 @@ POLICIES = {
         "DeleteClient": ANY_USER,
         "ChangeClientStatus": ANY_USER | _INTERNAL,
         "ListClientStatusHistory": ANY_USER | _INTERNAL,
+        "ListClientStatusChanges": ANY_USER | _INTERNAL,
         "FindClientByPhone": ANY_USER | _INTERNAL,
         "GetOrCreateClientByPhone": ANY_USER | _INTERNAL,
     },

@@ -198,6 +198,28 @@ async def insert_history(conn: asyncpg.Connection, client_id: UUID, old_status: 
     await conn.execute(_INSERT_HISTORY, client_id, old_status, new_status, changed_by, user_id, agent_type, reason)
 
 
+async def list_status_changes(conn: asyncpg.Connection, query: domain.StatusChangesQuery,
+                              page: PageRequest) -> list[StatusChange]:
+    """The changes of `query`'s clients, by (client_id, created_at, id), after the page's key.
+    Served by ix_client_status_history_organization_id_client_id_created_at_id."""
+    conditions = [IN_ORG, "client_id = ANY($1::uuid[])"]
+    args: list = [list(query.client_ids)]
+    if query.statuses:
+        args.append(list(query.statuses))
+        conditions.append(f"new_status = ANY(${len(args)}::client_status[])")
+    if query.since is not None:
+        args.append(query.since)
+        conditions.append(f"created_at >= ${len(args)}")
+    if page.after is not None:
+        conditions.append(keyset_after(("client_id", "created_at", "id"), False, len(args) + 1))
+        args += page.after
+    args.append(page.limit)
+    rows = await conn.fetch(
+        f"SELECT {HISTORY_COLUMNS} FROM client_status_history WHERE {' AND '.join(conditions)} "
+        f"ORDER BY client_id, created_at, id LIMIT ${len(args)}", *args)
+    return [_change(row) for row in rows]
+
+
 async def list_history(conn: asyncpg.Connection, client_id: UUID, page: PageRequest) -> list[StatusChange]:
     """Newest first, keyset on (created_at, id)."""
     if page.after is None:

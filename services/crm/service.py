@@ -101,6 +101,18 @@ class ClientsService:
             clients = await repo.list_clients(conn, query, page)
         return self.pager.page(page, clients, key=lambda client: (getattr(client, field), client.id))
 
+    async def status_changes(self, principal: Principal, request: domain.ListStatusChanges) -> Page[StatusChange]:
+        """A cohort's status changes (ListClientStatusChanges): by client, then time."""
+        query = domain.validate_status_changes(request)
+        page = self.pager.request(
+            principal.organization_id,
+            query=("status_changes", [str(i) for i in query.client_ids], query.statuses,
+                   query.since.isoformat() if query.since else None),
+            page_token=request.page_token, requested_size=request.page_size, key_types=(UUID, datetime, UUID))
+        async with self.db.transaction(readonly=True) as conn:
+            changes = await repo.list_status_changes(conn, query, page)
+        return self.pager.page(page, changes, key=lambda change: (change.client_id, change.create_time, change.id))
+
     async def history(self, principal: Principal, client_id: UUID, page_size: int,
                       page_token: str) -> Page[StatusChange]:
         page = self.pager.request(principal.organization_id, query=("history", str(client_id)),

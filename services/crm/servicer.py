@@ -3,6 +3,8 @@ No rules and no SQL here: validation is in domain.py, SQL in repository.py."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from google.protobuf import empty_pb2
 
 from libs.tenancy.context import require_principal
@@ -99,6 +101,15 @@ class ClientServicer(crm_pb2_grpc.ClientServiceServicer):
         page = await self.service.history(require_principal(), parse_uuid(request.client_id, "client_id"),
                                           request.page_size, request.page_token)
         return crm_pb2.ListClientStatusHistoryResponse(changes=[change_message(c) for c in page.items],
+                                                       next_page_token=page.next_page_token)
+
+    async def ListClientStatusChanges(self, request, context):
+        page = await self.service.status_changes(require_principal(), domain.ListStatusChanges(
+            client_ids=tuple(request.client_ids),
+            statuses=tuple(enum_label(crm_enums.ClientStatus, s, "statuses") for s in request.statuses),
+            since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
+            page_size=request.page_size, page_token=request.page_token))
+        return crm_pb2.ListClientStatusChangesResponse(changes=[change_message(c) for c in page.items],
                                                        next_page_token=page.next_page_token)
 
     async def FindClientByPhone(self, request, context):

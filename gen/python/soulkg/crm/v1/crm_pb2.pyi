@@ -153,6 +153,28 @@ class ListClientStatusHistoryResponse(_message.Message):
     next_page_token: str
     def __init__(self, changes: _Optional[_Iterable[_Union[ClientStatusChange, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListClientStatusChangesRequest(_message.Message):
+    __slots__ = ("client_ids", "statuses", "since", "page_size", "page_token")
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    client_ids: _containers.RepeatedScalarFieldContainer[str]
+    statuses: _containers.RepeatedScalarFieldContainer[_enums_pb2_1.ClientStatus]
+    since: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, client_ids: _Optional[_Iterable[str]] = ..., statuses: _Optional[_Iterable[_Union[_enums_pb2_1.ClientStatus, str]]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListClientStatusChangesResponse(_message.Message):
+    __slots__ = ("changes", "next_page_token")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[ClientStatusChange]
+    next_page_token: str
+    def __init__(self, changes: _Optional[_Iterable[_Union[ClientStatusChange, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class FindClientByPhoneRequest(_message.Message):
     __slots__ = ("phone",)
     PHONE_FIELD_NUMBER: _ClassVar[int]

@@ -105,6 +105,11 @@ class ClientServiceStub:
                 request_serializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryRequest.SerializeToString,
                 response_deserializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryResponse.FromString,
                 _registered_method=True)
+        self.ListClientStatusChanges = channel.unary_unary(
+                '/soulkg.crm.v1.ClientService/ListClientStatusChanges',
+                request_serializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesRequest.SerializeToString,
+                response_deserializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesResponse.FromString,
+                _registered_method=True)
         self.FindClientByPhone = channel.unary_unary(
                 '/soulkg.crm.v1.ClientService/FindClientByPhone',
                 request_serializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.FindClientByPhoneRequest.SerializeToString,
@@ -214,6 +219,17 @@ class ClientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListClientStatusChanges(self, request, context):
+        """Lists the status changes of a set of clients (a cohort's funnel: the
+        agents service reads experiment conversions with it), ordered by client
+        id, then time. Only changes into `statuses` (all when empty) made at or
+        after `since` (any time when unset). Ids the organization does not have
+        simply have no changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FindClientByPhone(self, request, context):
         """Returns the client with the given phone. Fails with `NOT_FOUND` when the
         organization has no client with that phone.
@@ -270,6 +286,11 @@ def add_ClientServiceServicer_to_server(servicer, server):
                     servicer.ListClientStatusHistory,
                     request_deserializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryRequest.FromString,
                     response_serializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryResponse.SerializeToString,
+            ),
+            'ListClientStatusChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClientStatusChanges,
+                    request_deserializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesRequest.FromString,
+                    response_serializer=soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesResponse.SerializeToString,
             ),
             'FindClientByPhone': grpc.unary_unary_rpc_method_handler(
                     servicer.FindClientByPhone,
@@ -506,6 +527,33 @@ class ClientService:
             '/soulkg.crm.v1.ClientService/ListClientStatusHistory',
             soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryRequest.SerializeToString,
             soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClientStatusChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/soulkg.crm.v1.ClientService/ListClientStatusChanges',
+            soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesRequest.SerializeToString,
+            soulkg_dot_crm_dot_v1_dot_crm__pb2.ListClientStatusChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,
