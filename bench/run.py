@@ -74,7 +74,7 @@ def groups(compares: list[Compare]) -> list[list[str]]:
 
 
 def measure(group: list[Workload], compares: list[Compare], bench: Bench, timing: dict,
-            use_h2load: bool, quick: bool = False) -> tuple[dict, dict, dict]:
+            use_h2load: bool) -> tuple[dict, dict, dict]:
     """Each compare's workload and ceiling in alternating pairs: after a warm-up, `rounds`
     pairs, A B then B A, ... A group's load generators live through all its compares.
     Returns {compare key: [(workload result, ceiling result)]}, {name: [every result]} and
@@ -109,7 +109,7 @@ def measure(group: list[Workload], compares: list[Compare], bench: Bench, timing
         for (workload_name, ceiling_name), same in sides_of.items():
             a, b = by_name[workload_name], by_name[ceiling_name]
             sides = [a] if a is b else [a, b]  # one driver may measure both (messaging's fan-out)
-            seconds = timing["seconds"] if quick else max([timing["seconds"], *(w.seconds or 0 for w in sides)])
+            seconds = max([timing["seconds"], *(w.seconds or 0 for w in sides)])
             for w in sides:
                 if w.name not in warm:
                     once(w, timing["warmup"])
@@ -228,7 +228,7 @@ def main() -> int:
               "in flight", flush=True)
         for number, (group, group_compares) in enumerate(plan, 1):
             began = time.monotonic()
-            group_pairs, results, errors = measure(group, group_compares, bench_, timing, use_h2load, args.quick)
+            group_pairs, results, errors = measure(group, group_compares, bench_, timing, use_h2load)
             pairs.update(group_pairs)
             rounds.update(results)
             extra.update(errors)
