@@ -166,10 +166,10 @@ def setup(bench: Bench) -> list[Workload]:
                                  clients=SQL_CLIENTS)),
         # One caller at a time, a call of a good part of a second: longer rounds.
         Workload(RESULTS_NAME, load("results", target=f"127.0.0.1:{agents}", token=admin_token, **results),
-                 concurrency=1, seconds=3.0, server=agents),
+                 concurrency=1, seconds=2.0, server=agents),
         Workload(RESULTS_SQL, load("results_sql", **sql, **results, caller=bench.admin,
                                    roles=sorted(_policy("ExperimentService", "GetExperimentResults").roles)),
-                 concurrency=1, seconds=3.0),
+                 concurrency=1, seconds=2.0),
     ]
 
 

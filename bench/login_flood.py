@@ -62,8 +62,8 @@ def setup(bench: Bench) -> list[Workload]:
     _sign_up(port)
     spec = {"target": f"127.0.0.1:{port}"}
     # A login takes tens of milliseconds: longer rounds, for enough of them in each.
-    return [Workload(NORMAL, Python(f"{__name__}:logins", spec), concurrency=LOGIN_WORKERS, seconds=2.0),
-            Workload(FLOODED, Python(f"{__name__}:flooded_logins", spec), concurrency=LOGIN_WORKERS, seconds=2.0)]
+    return [Workload(NORMAL, Python(f"{__name__}:logins", spec), concurrency=LOGIN_WORKERS, seconds=1.5),
+            Workload(FLOODED, Python(f"{__name__}:flooded_logins", spec), concurrency=LOGIN_WORKERS, seconds=1.5)]
 
 
 SUITE = Suite("login", COMPARES, setup)

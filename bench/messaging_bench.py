@@ -16,7 +16,7 @@ the run's crm server:
   conversation (keyset: the deep page should cost what the first does), and the first page's
   SQL through asyncpg.
 - StreamEvents fan-out: 100 open streams of the organization while a producer commits
-  messages one by one; the latency from the producer's COMMIT returning to each stream
+  messages one by one; the latency from the producer sending its COMMIT to each stream
   receiving the event (p50/p99 over every stream and message). Ceiling: the same
   notifications on a bare LISTEN connection (PostgreSQL's own commit-to-notify latency).
 
@@ -261,8 +261,8 @@ async def ingestion_sql(spec: dict) -> Load:
 
 async def fanout(spec: dict) -> Load:
     """STREAMS open streams and a bare LISTEN connection, kept across rounds; in each round a
-    producer commits messages one by one, FANOUT_GAP apart. Latency: from the producer's COMMIT
-    returning to each stream (and the LISTEN connection) receiving the event."""
+    producer commits messages one by one, FANOUT_GAP apart. Latency: from the producer sending
+    its COMMIT to each stream (and the LISTEN connection) receiving the event."""
     from grpc import aio
 
     from soulkg.messaging.v1 import messaging_pb2 as pb
@@ -298,8 +298,10 @@ async def fanout(spec: dict) -> Load:
                 "INSERT INTO messages (organization_id, conversation_id, direction, sender, content, status) "
                 "VALUES ((SELECT app.current_org()), $1, 'INCOMING', 'CLIENT', $2, 'DELIVERED') RETURNING id",
                 conversation, f"fan-out {count}")
-            await producer.execute("COMMIT")
+            # From the COMMIT sent: the bare LISTEN connection, in this same event loop, may read
+            # its notification before the producer reads COMMIT's answer.
             committed[str(message_id)] = time.perf_counter()
+            await producer.execute("COMMIT")
             count += 1
             await asyncio.sleep(FANOUT_GAP)
         return count

@@ -39,7 +39,7 @@ LOGS = DATA / "logs"
 KEEP_LOGS = 10  # runs whose logs are kept
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")]),
        "SOULKG_LOG_LEVEL": "INFO", "PYTHONWARNINGS": "ignore::UserWarning:platformdirs"}
-FULL = {"rounds": 6, "seconds": 0.6, "settle": 0.2, "warmup": 0.6}
+FULL = {"rounds": 8, "seconds": 0.5, "settle": 0.15, "warmup": 0.5}
 QUICK = {"rounds": 2, "seconds": 0.4, "settle": 0.2, "warmup": 0.3}
 TOLERANCE = 0.10  # a ratio whose interquartile range is wider than this (relative) is noisy
 
