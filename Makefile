@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: run test psql lint protos compose install clean bench
+.PHONY: run test psql lint protos compose install clean bench bench-compare
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,14 @@ bench: $(STAMP)
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nghttp2-client >/dev/null 2>&1) \
 	  || echo "h2load (Debian nghttp2-client) not installable here: the Python generator drives every workload"
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## make bench-compare A B: two runs of bench/results/ side by side (a file, or part of its name:
+## a date, a commit); one name: against the latest run; none: the two latest runs.
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+  COMPARE_RUNS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+  ifneq ($(COMPARE_RUNS),)
+    $(eval $(COMPARE_RUNS):;@:)
+  endif
+endif
+bench-compare: $(STAMP)
+	@$(PY) -m bench.compare $(COMPARE_RUNS)

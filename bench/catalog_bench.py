@@ -14,25 +14,26 @@ tour's seats in one statement, commit.
   and the seats written in one statement; COMMIT. What separates a workload from its ceiling is the service: gRPC,
   the interceptor, the servicer, the domain, the entities.
 
-bench/run.py calls `run(...)` after the crm workloads and adds `ROWS` to its table;
-bench/loadgen.py runs the workloads (`grpc_workload`, `sql_workload`) in its own process.
+bench/run.py measures them as one interleaved group (`SUITE`); bench/loadgen.py runs the
+workloads (`grpc_workload`, `sql_workload`) in their own processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 
+from bench.harness import Bench, Compare, Python, Suite, Workload
+from bench.loadgen import Load, bearer, begin_sql, close_channels, grpc_channels, sql_pool
 from services.catalog import repository as repo
 from services.catalog.domain import availability
+from services.catalog.policies import POLICIES
 
-MODULE = "bench.catalog_bench"
 PRODUCT = "Bench BookTour"
 CAPACITY = 100_000
 CLIENTS = 100_000
@@ -40,24 +41,17 @@ BOOK_METHOD = "/soulkg.catalog.v1.BookingService/BookTour"
 ONE, MANY = "BookTour, one tour (contended)", "BookTour, many tours"
 ONE_SQL, MANY_SQL = "BookTour SQL via asyncpg, one tour", "BookTour SQL via asyncpg, many tours"
 
-# (workload, ceiling, metric, goal, compare) rows for bench/run.py's table.
-ROWS = [
-    (ONE, ONE_SQL, "rps", "(write path, contended)", lambda ratio: None),
-    (MANY, MANY_SQL, "rps", "(write path)", lambda ratio: None),
-    (ONE, MANY, "rps", "(cost of one tour's lock)", lambda ratio: None),
-]
+COMPARES = (
+    Compare(ONE, ONE_SQL, note="(write path, contended)"),
+    Compare(MANY, MANY_SQL, note="(write path)"),
+    Compare(ONE, MANY, note="(cost of one tour's lock)", label="BookTour one tour vs many"),
+)
 
 # The statements of BookTour (services/catalog/service.py BookingsService.book), exactly as its
 # repository runs them.
 LOCK_TOUR = repo.LOCK_TOUR_SQL
 FIND_BOOKING = repo.FIND_BOOKING_SQL
 BOOK_INSERT = repo.BOOK_INSERT_SQL
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _prepare(admin_url: str, org: uuid.UUID, tours: int) -> tuple[list[str], list[str]]:
@@ -81,26 +75,33 @@ async def _prepare(admin_url: str, org: uuid.UUID, tours: int) -> tuple[list[str
         await conn.close()
 
 
-def run(step, servers, ds, env: dict, token: str, timing: dict, concurrency: int, data_dir: Path) -> None:
-    """Start catalog, make the tours, measure the four workloads with bench/run.py's `step`."""
-    port = _free_port()
-    servers.start(["-m", "services.catalog.server"], {**env, "SOULKG_DATABASE_URL": ds.urls.service("catalog"),
-                                                       "SOULKG_PORT": str(port)}, port)
-    # One tour for each contended workload, one per worker for each uncontended one.
-    tours, clients = asyncio.run(_prepare(ds.urls.admin, ds.big_org, 2 + 2 * concurrency))
-    clients_file = data_dir / "catalog-clients.txt"  # too many for the spec, a command-line argument
+def setup(bench: Bench) -> list[Workload]:
+    """Start catalog, make the tours: one for each contended workload, one per worker for
+    each uncontended one."""
+    ds = bench.ds
+    port = bench.service("catalog")
+    tours, clients = asyncio.run(_prepare(ds.urls.admin, ds.big_org, 2 + 2 * bench.concurrency))
+    bench.shared["catalog.tours"] = tours
+    clients_file = bench.data_dir / "catalog-clients.txt"  # too many for the spec, a command-line argument
     clients_file.write_text("\n".join(clients))
     one_grpc, one_sql = tours[:1], tours[1:2]
-    many_grpc, many_sql = tours[2:2 + concurrency], tours[2 + concurrency:]
-    common = {"module": MODULE, "concurrency": concurrency, "clients_file": str(clients_file), **timing}
-    grpc_spec = {**common, "via": "grpc", "kind": "book_tour", "target": f"127.0.0.1:{port}", "token": token}
-    sql_spec = {**common, "via": "sql", "kind": "book_tour", "dsn": ds.urls.service("catalog"), "org": str(ds.big_org),
-                "user": str(ds.big_org_admin), "pool": 10}
-    step(ONE, {**grpc_spec, "tours": one_grpc})
-    step(ONE_SQL, {**sql_spec, "tours": one_sql})
-    step(MANY, {**grpc_spec, "tours": many_grpc})
-    step(MANY_SQL, {**sql_spec, "tours": many_sql})
-    asyncio.run(_check_seats(ds.urls.admin, tours))
+    many_grpc, many_sql = tours[2:2 + bench.concurrency], tours[2 + bench.concurrency:]
+    common = {"clients_file": str(clients_file)}
+    grpc_spec = {**common, "target": f"127.0.0.1:{port}", "token": bench.token()}
+    sql_spec = {**common, "dsn": ds.urls.service("catalog"), "org": bench.org, "user": bench.admin}
+    return [
+        Workload(ONE, Python(f"{__name__}:grpc_workload", {**grpc_spec, "tours": one_grpc})),
+        Workload(ONE_SQL, Python(f"{__name__}:sql_workload", {**sql_spec, "tours": one_sql})),
+        Workload(MANY, Python(f"{__name__}:grpc_workload", {**grpc_spec, "tours": many_grpc})),
+        Workload(MANY_SQL, Python(f"{__name__}:sql_workload", {**sql_spec, "tours": many_sql})),
+    ]
+
+
+def after(bench: Bench) -> None:
+    asyncio.run(_check_seats(bench.ds.urls.admin, bench.shared["catalog.tours"]))
+
+
+SUITE = Suite("catalog", COMPARES, setup, after)
 
 
 async def _check_seats(admin_url: str, tours: list[str]) -> None:
@@ -128,46 +129,31 @@ def _calls(spec: dict):
     return lambda i: (tours[i % len(tours)], clients[next(counter) % len(clients)])
 
 
-async def grpc_workload(spec: dict) -> list[dict]:
-    from grpc import aio
-
-    from bench.loadgen import CHANNELS, _closed_loop
+async def grpc_workload(spec: dict) -> Load:
     from soulkg.catalog.v1 import catalog_pb2
 
-    channels = [aio.insecure_channel(spec["target"], options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(CHANNELS)]
+    channels = grpc_channels(spec["target"])
     book = [channel.unary_unary(BOOK_METHOD) for channel in channels]
-    metadata = (("authorization", f"Bearer {spec['token']}"),)
+    metadata = bearer(spec["token"])
     next_booking = _calls(spec)
 
-    async def call(i):
+    async def call(i: int) -> None:
         tour, client = next_booking(i)
         request = catalog_pb2.BookTourRequest(tour_id=tour, client_id=client, participants=1)
-        await book[i % CHANNELS](request.SerializeToString(), metadata=metadata, timeout=10)
+        await book[i % len(book)](request.SerializeToString(), metadata=metadata, timeout=10)
 
-    try:
-        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
-    finally:
-        for channel in channels:
-            await channel.close()
+    return Load(call=call, close=lambda: close_channels(channels))
 
 
-async def sql_workload(spec: dict) -> list[dict]:
-    from bench.loadgen import _closed_loop
-
-    async def no_reset(conn):  # as libs/tenancy/database.py
-        if conn.is_in_transaction():
-            await conn.execute("ROLLBACK")
-
-    pool = await asyncpg.create_pool(spec["dsn"], min_size=spec["pool"], max_size=spec["pool"], reset=no_reset)
+async def sql_workload(spec: dict) -> Load:
+    pool = await sql_pool(spec["dsn"])
     # libs/tenancy/database.py's first round trip for a user's call: BEGIN, both settings and
-    # the caller check (BookTour admits ADMIN and MANAGER).
-    begin = (f"BEGIN; SELECT set_config('app.current_organization_id', '{uuid.UUID(spec['org'])}', true), "
-             "set_config('statement_timeout', '10000ms', true); "
-             f"SELECT auth.assert_caller('{uuid.UUID(spec['user'])}', '{{ADMIN,MANAGER}}')")
+    # the caller check with the roles BookTour's policy admits.
+    roles = POLICIES["soulkg.catalog.v1.BookingService"]["BookTour"].roles
+    begin = begin_sql(spec["org"], caller=spec["user"], roles=tuple(roles))
     next_booking = _calls(spec)
 
-    async def call(i):
+    async def call(i: int) -> None:
         tour_id, client_id = (uuid.UUID(value) for value in next_booking(i))
         async with pool.acquire() as conn:
             await conn.execute(begin)
@@ -183,7 +169,4 @@ async def sql_workload(spec: dict) -> list[dict]:
                 raise
             await conn.execute("COMMIT")
 
-    try:
-        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
-    finally:
-        await pool.close()
+    return Load(call=call, close=pool.close)

@@ -1,179 +1,272 @@
-"""The load generator: a separate process that drives one workload in a closed loop.
+"""The Python load generator: one process per workload, kept for all the rounds of its group.
 
-    python -m bench.loadgen '<json spec>'   → prints one JSON result line
+    python -m bench.loadgen '{"factory": "module:function", "spec": {...}, "concurrency": 16}'
 
-A fixed number of coroutines each send a request, wait for the answer and send the next
-(closed loop). After a warm-up, it runs `rounds` rounds and reports, per round, requests/s
-and p50/p99 latency; bench/run.py takes the medians. gRPC requests are pre-encoded bytes on
-raw unary calls (no protobuf work in the client); several channels, so that a server with
-several worker processes gets several connections.
+The process builds the workload once (`factory(spec)`: channels, pools, request bodies), says
+`{"ready": true}` on stdout, then answers each line it reads on stdin,
+`{"warmup": seconds, "seconds": seconds}`, with one round's result on one line. The process
+stays between rounds, so a round costs no interpreter start and no new connections, and an
+idle generator takes no CPU while the other workloads of its group run.
+
+A round is a closed loop: `concurrency` workers each send a request, wait for its answer and
+send the next, for `warmup` seconds unmeasured and `seconds` measured. A result counts every
+answered request in the measured window (requests/s, p50 and p99 latency) and every failure of
+the round by its code: the gRPC status (with the `google.rpc.ErrorInfo` reason when the
+service sent one, e.g. `ABORTED:ETAG_MISMATCH`) or the exception's class (asyncpg's
+`SerializationError`, ...). The first failure of each code is written to stderr, which
+bench/run.py sends to the run's log directory.
+
+A factory returns a `Load`: `call(worker)` for a closed loop, or `round(concurrency, warmup,
+seconds)` for a workload that measures itself (messaging's stream fan-out, the login flood),
+and `close()`.
+
+The factories here are the generic ones (a fixed gRPC request; a SQL statement in the
+service's own transaction); each service's own are in bench/<service>_bench.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import itertools
 import json
-import os
 import sys
 import time
+import traceback
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 import grpc
 from grpc import aio
 
-CHANNELS = 4
+CHANNELS = 4  # connections per gRPC workload, so that a server with several workers gets several
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+@dataclass
+class Load:
+    call: Callable[[int], Awaitable] | None = None
+    round: Callable[[int, float, float], Awaitable[dict]] | None = None  # (concurrency, warmup, seconds)
+    close: Callable[[], Awaitable] | None = None
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-async def _closed_loop(call, concurrency: int, warmup: float, rounds: int, seconds: float) -> list[dict]:
-    """Run `call(worker_index)` from `concurrency` workers; measure `rounds` windows."""
-    latencies: list[list[float]] = []
-    errors = [0]
-    window = [None]  # the list collecting latencies of the current round, or None (warm-up)
+def error_code(exc: BaseException) -> str:
+    """`UNAVAILABLE`, `ABORTED:ETAG_MISMATCH`, `SerializationError`, ..."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        code = exc.code().name
+        reason = _error_reason(exc)
+        return f"{code}:{reason}" if reason else code
+    return _error_name(exc)
 
-    async def worker(index: int, stop_at: float):
+
+def _error_reason(exc) -> str | None:
+    try:
+        from google.rpc import error_details_pb2, status_pb2
+
+        for key, value in exc.trailing_metadata() or ():
+            if key == "grpc-status-details-bin":
+                status = status_pb2.Status.FromString(value)
+                for detail in status.details:
+                    if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                        info = error_details_pb2.ErrorInfo()
+                        detail.Unpack(info)
+                        return info.reason
+    except Exception:  # noqa: BLE001 - a reason is a nicety; the code is enough
+        return None
+    return None
+
+
+class Errors:
+    """Failures by code; the first of each code goes to stderr (the run's log file)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, exc: BaseException) -> None:
+        code = error_code(exc)
+        if code not in self.counts:
+            print(f"first {code}: {''.join(traceback.format_exception_only(exc)).strip()}", file=sys.stderr,
+                  flush=True)
+        self.counts[code] += 1
+
+
+async def closed_loop(call: Callable[[int], Awaitable], concurrency: int, warmup: float, seconds: float) -> dict:
+    """One round: `concurrency` workers calling `call(worker)` for warmup + seconds."""
+    errors = Errors()
+    window: list[list[float] | None] = [None]  # the measured latencies; None during the warm-up
+
+    async def worker(index: int, stop_at: float) -> None:
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
             try:
                 await call(index)
-            except (grpc.RpcError, asyncpg.PostgresError):
-                errors[0] += 1
+            except Exception as exc:  # noqa: BLE001 - counted by code, never fatal to the round
+                errors.add(exc)
+                await asyncio.sleep(0)  # a failing call must not starve the other workers
                 continue
             if window[0] is not None:
                 window[0].append(time.perf_counter() - started)
 
-    total = warmup + rounds * seconds
-    stop_at = time.perf_counter() + total
+    stop_at = time.perf_counter() + warmup + seconds
     tasks = [asyncio.create_task(worker(i, stop_at)) for i in range(concurrency)]
     await asyncio.sleep(warmup)
-    results = []
-    for _ in range(rounds):
-        window[0] = current = []
-        round_start = time.perf_counter()
-        await asyncio.sleep(seconds)
-        elapsed = time.perf_counter() - round_start
-        window[0] = None
-        values = sorted(current)
-        latencies.append(values)
-        results.append({"rps": len(values) / elapsed, "p50_ms": _percentile(values, 0.50) * 1000,
-                        "p99_ms": _percentile(values, 0.99) * 1000})
+    window[0] = measured = []
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - started
+    window[0] = None
     await asyncio.gather(*tasks)
-    results.append({"errors": errors[0]})
-    return results
+    values = sorted(measured)
+    return {"rps": len(values) / elapsed, "p50_ms": percentile(values, 0.50) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000, "calls": len(values), "errors": dict(errors.counts)}
 
 
-async def _grpc_workload(spec: dict):
-    channels = [aio.insecure_channel(spec["target"], options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(CHANNELS)]
-    metadata = (("authorization", f"Bearer {spec['token']}"),) if spec.get("token") else None
-    calls = [ch.unary_unary(spec["method"]) for ch in channels]
-    kind = spec["kind"]
-    if kind == "fixed":
-        payload = bytes.fromhex(spec["request_hex"])
+# --- generic workloads ------------------------------------------------------------------------
 
-        async def call(i):
-            await calls[i % CHANNELS](payload, metadata=metadata, timeout=10)
-    elif kind == "create_client":
-        from soulkg.crm.v1 import crm_pb2
+def grpc_channels(target: str) -> list[aio.Channel]:
+    return [aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(CHANNELS)]
 
-        counter = itertools.count()
-        prefix = f"+9967{os.getpid() % 90 + 10}"
 
-        async def call(i):
-            phone = f"{prefix}{next(counter):07d}"[:16]
-            request = crm_pb2.CreateClientRequest(client=crm_pb2.Client(phone=phone, first_name="Load"))
-            await calls[i % CHANNELS](request.SerializeToString(), metadata=metadata, timeout=10)
-    elif kind == "change_status":
-        from soulkg.crm.v1 import crm_pb2
+def bearer(token: str | None) -> tuple | None:
+    return (("authorization", f"Bearer {token}"),) if token else None
 
-        # Each worker owns one client and flips it between two statuses: no contention.
-        flips = [itertools.cycle([3, 2]) for _ in spec["client_ids"]]
 
-        async def call(i):
-            request = crm_pb2.ChangeClientStatusRequest(id=spec["client_ids"][i], status=next(flips[i]))
-            await calls[i % CHANNELS](request.SerializeToString(), metadata=metadata, timeout=10)
-    else:
-        raise SystemExit(f"unknown grpc workload {kind}")
-    try:
-        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
-    finally:
-        for channel in channels:
-            await channel.close()
+async def close_channels(channels) -> None:
+    for channel in channels:
+        await channel.close()
+
+
+async def grpc_fixed(spec: dict) -> Load:
+    """The same pre-encoded request on a raw unary call (no protobuf work in the generator):
+    what h2load does, for machines without h2load."""
+    channels = grpc_channels(spec["target"])
+    calls = [channel.unary_unary(spec["method"]) for channel in channels]
+    payload = bytes.fromhex(spec["request_hex"])
+    metadata = bearer(spec.get("token"))
+
+    async def call(i: int) -> None:
+        await calls[i % CHANNELS](payload, metadata=metadata, timeout=10)
+
+    return Load(call=call, close=lambda: close_channels(channels))
+
+
+class HttpStatusError(Exception):
+    """An HTTP answer other than 200: counted as `HTTP <status>`."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+async def http_get(spec: dict) -> Load:
+    """One pre-encoded HTTP/1.1 GET per call on raw keep-alive sockets (one per worker),
+    answers read by Content-Length: no HTTP library on the hot path (what h2load --h1 does)."""
+    import re
+
+    request = (f"GET {spec['path']} HTTP/1.1\r\nhost: 127.0.0.1:{spec['port']}\r\naccept: application/json\r\n"
+               + (f"authorization: Bearer {spec['token']}\r\n" if spec.get("token") else "") + "\r\n").encode()
+    connections: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    async def call(i: int) -> None:
+        if i not in connections:
+            connections[i] = await asyncio.open_connection("127.0.0.1", spec["port"])
+        reader, writer = connections[i]
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        await reader.readexactly(length)
+        status = head.split(b" ", 2)[1].decode()
+        if status != "200":
+            raise HttpStatusError(status)
+
+    async def close() -> None:
+        for _, writer in connections.values():
+            writer.close()
+
+    return Load(call=call, close=close)
+
+
+def _error_name(exc: BaseException) -> str:
+    return f"HTTP {exc.status}" if isinstance(exc, HttpStatusError) else type(exc).__name__
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """As libs/tenancy/database.py: sessions carry no state; only an open transaction is ended."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+async def sql_pool(dsn: str, size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=size, max_size=size, reset=_no_reset)
+
+
+def begin_sql(org: str, *, caller: str | None = None, roles: tuple[str, ...] = (), readonly: bool = False) -> str:
+    """The service's first round trip, from the service's own code: BEGIN, the organization
+    and the statement timeout, and for a user's call the caller check."""
+    from libs.tenancy.database import _begin_sql
+
+    return _begin_sql(uuid.UUID(org), 10_000, readonly, uuid.UUID(caller) if caller else None, frozenset(roles))
 
 
 def _typed(tag: str, value):
-    """JSON has no timestamps or UUIDs: the spec tags each SQL argument with its type."""
+    """JSON has no timestamps or UUIDs: a spec tags each SQL argument with its type."""
     from datetime import datetime
 
     return {"ts": datetime.fromisoformat, "uuid": uuid.UUID, "int": int, "str": str}[tag](value)
 
 
-async def _sql_workload(spec: dict):
-    """The same transaction the service runs (set_config + the statement), through asyncpg."""
-    async def no_reset(conn):  # as libs/tenancy/database.py: nothing session-level to reset
-        if conn.is_in_transaction():
-            await conn.execute("ROLLBACK")
+async def sql_query(spec: dict) -> Load:
+    """One statement in the service's transaction: the first round trip (begin_sql), the
+    statement, COMMIT. spec: dsn, org, sql, args [[type, value]], and caller + roles when the
+    service's call is a user's (it then runs the caller check too)."""
+    pool = await sql_pool(spec["dsn"])
+    begin = begin_sql(spec["org"], caller=spec.get("caller"), roles=tuple(spec.get("roles", ())),
+                      readonly=spec.get("readonly", False))
+    sql, args = spec["sql"], [_typed(tag, value) for tag, value in spec.get("args", [])]
 
-    pool = await asyncpg.create_pool(spec["dsn"], min_size=spec["pool"], max_size=spec["pool"], reset=no_reset)
-    org = spec["org"]
-    # The service's unit of work, at its leanest: BEGIN + settings in one round trip.
-    begin = (f"BEGIN; SELECT set_config('app.current_organization_id', '{uuid.UUID(org)}', true), "
-             "set_config('statement_timeout', '10000ms', true)")
-    kind = spec["kind"]
-    args = [_typed(tag, value) for tag, value in spec.get("args", [])]
-    counter = itertools.count()
-    flips = [itertools.cycle(["WARMED", "QUALIFIED"]) for _ in spec.get("client_ids", [None] * spec["concurrency"])]
-    prefix = f"+9968{os.getpid() % 90 + 10}"
-
-    async def call(i):
+    async def call(i: int) -> None:
         async with pool.acquire() as conn:
             await conn.execute(begin)
-            await statement(conn, i)
+            await conn.fetch(sql, *args)
             await conn.execute("COMMIT")
 
-    async def statement(conn, i):
-        if kind == "query":
-            await conn.fetch(spec["sql"], *args)
-        elif kind == "create_client":
-            row = await conn.fetchrow(
-                "INSERT INTO clients (organization_id, phone, first_name) VALUES ($1, $2, $3) "
-                "RETURNING id, status::text", uuid.UUID(org), f"{prefix}{next(counter):07d}"[:16], "Load")
-            await conn.execute(
-                "INSERT INTO client_status_history (organization_id, client_id, new_status, changed_by, reason) "
-                "VALUES ($1, $2, $3::client_status, 'SYSTEM', 'created')", uuid.UUID(org), row[0], row[1])
-        elif kind == "change_status":
-            client_id = uuid.UUID(spec["client_ids"][i])
-            old = await conn.fetchval("SELECT status::text FROM clients WHERE organization_id = "
-                                      "(SELECT app.current_org()) AND id = $1 FOR UPDATE", client_id)
-            new = next(flips[i])
-            await conn.execute("UPDATE clients SET status = $2::client_status WHERE organization_id = "
-                               "(SELECT app.current_org()) AND id = $1", client_id, new)
-            await conn.execute(
-                "INSERT INTO client_status_history (organization_id, client_id, old_status, new_status, "
-                "changed_by, created_at) VALUES ($1, $2, $3::client_status, $4::client_status, 'HUMAN', "
-                "clock_timestamp())", uuid.UUID(org), client_id, old, new)
+    return Load(call=call, close=pool.close)
 
 
+# --- the process ------------------------------------------------------------------------------
+
+def _factory(path: str) -> Callable[[dict], Awaitable[Load]]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+async def _serve(config: dict) -> None:
+    load = await _factory(config["factory"])(config["spec"])
+    concurrency = config["concurrency"]
+    loop = asyncio.get_running_loop()
+    print(json.dumps({"ready": True}), flush=True)
     try:
-        return await _closed_loop(call, spec["concurrency"], spec["warmup"], spec["rounds"], spec["seconds"])
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            command = json.loads(line)
+            if load.round is not None:
+                result = await load.round(concurrency, command["warmup"], command["seconds"])
+            else:
+                result = await closed_loop(load.call, concurrency, command["warmup"], command["seconds"])
+            print(json.dumps(result), flush=True)
     finally:
-        await pool.close()
+        if load.close is not None:
+            await load.close()
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
-    runner = _grpc_workload if spec["via"] == "grpc" else _sql_workload
-    if "module" in spec:  # a workload kept with its service's bench code (bench/catalog_bench.py)
-        runner = getattr(importlib.import_module(spec["module"]), f"{spec['via']}_workload")
-    print(json.dumps(asyncio.run(runner(spec))))
+    asyncio.run(_serve(json.loads(sys.argv[1])))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import tempfile
 import uuid
 
 from bench import dataset
-from bench.run import DATA, ENV, Servers, free_port
+from bench.harness import Servers, free_port
+from bench.run import DATA, ENV, LOGS
 from libs.tenancy.tokens import generate_key_pair, load_signer
 from soulkg.crm.v1 import crm_pb2
 
@@ -40,21 +41,26 @@ def main() -> int:
             await conn.close()
 
     client_id = asyncio.run(one_id())
-    servers = Servers()
+    log_dir = LOGS / "profile"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    servers = Servers(log_dir, ENV)
     out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
     try:
         port = free_port()
-        servers.start(["-m", "services.crm.server"], {
+        servers.start("crm", ["-m", "services.crm.server"], {
             **ENV, "SOULKG_KEYS_DIR": str(keys), "SOULKG_DATABASE_URL": ds.urls.service("crm"),
             "SOULKG_PAGE_TOKEN_SECRET": uuid.uuid4().hex, "SOULKG_PORT": str(port)}, port)
         pid = servers.processes[-1].pid
-        spec = {"via": "grpc", "target": f"127.0.0.1:{port}", "method": "/soulkg.crm.v1.ClientService/GetClient",
-                "kind": "fixed", "token": token, "concurrency": 16, "warmup": 1, "rounds": 1, "seconds": seconds + 2,
-                "request_hex": crm_pb2.GetClientRequest(id=str(client_id)).SerializeToString().hex()}
-        load = subprocess.Popen([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], env=ENV,
-                                stdout=subprocess.DEVNULL)
+        config = {"factory": "bench.loadgen:grpc_fixed", "concurrency": 16, "spec": {
+            "target": f"127.0.0.1:{port}", "method": "/soulkg.crm.v1.ClientService/GetClient", "token": token,
+            "request_hex": crm_pb2.GetClientRequest(id=str(client_id)).SerializeToString().hex()}}
+        load = subprocess.Popen([sys.executable, "-m", "bench.loadgen", json.dumps(config)], env=ENV,
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        load.stdin.write(json.dumps({"warmup": 1, "seconds": seconds + 2}) + "\n")
+        load.stdin.flush()
         subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
                         "--format", "raw", "--output", out, "--nonblocking"], check=True, capture_output=True)
+        load.stdin.close()
         load.wait()
     finally:
         servers.stop()

@@ -6,13 +6,19 @@ transaction and, in the same round trip, sets the transaction-local
 derived from the caller's remaining deadline. Transaction-local (`set_config(..., true)`)
 settings vanish at commit/rollback, so a pooled connection never carries one request's
 organization into the next.
+
+`async with db.single_read() as conn:` is the same for a read that is ONE statement, in one
+round trip instead of three (BEGIN with the settings, the statement, COMMIT): the setting and
+the caller check are made inside the statement itself, which PostgreSQL runs as an implicit
+transaction of its own, so the transaction-local setting ends with it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from uuid import UUID
 
 import asyncpg
@@ -58,6 +64,60 @@ def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool, caller: UUID | 
         role_array = "{" + ",".join(sorted(roles)) + "}"
         sql += f"; SELECT auth.assert_caller('{UUID(str(caller))}', '{role_array}')"
     return sql
+
+
+@lru_cache(maxsize=512)
+def _single_statement_sql(sql: str, first_param: int, caller_check: bool) -> str:
+    """`sql` (a SELECT whose parameters are $1 .. $first_param-1) behind the organization
+    setting and, for a user's call, the caller check, as one statement.
+
+    The order is forced by LATERAL references, not left to the planner: `s` sets the
+    organization; `c` reads s.org and checks the caller; `q` reads c's columns, so it runs per
+    row of c, after it, and only then does its scan evaluate the row-level security policy and
+    IN_ORG, which read the organization just set. The OFFSET 0s keep each level from being
+    pulled up into the one above. `q` reads the check's result on purpose: the planner drops an
+    unread output of a subquery unless its function is volatile, and assert_caller is STABLE."""
+    n = first_param
+    check = f"auth.assert_caller(${n + 1}::uuid, ${n + 2}::text[])::text" if caller_check else "''"
+    return (f"SELECT q.* FROM (SELECT pg_catalog.set_config('app.current_organization_id', ${n}::text, true) AS org "
+            f"OFFSET 0) s CROSS JOIN LATERAL (SELECT s.org, {check} AS checked OFFSET 0) c "
+            f"CROSS JOIN LATERAL (SELECT * FROM ({sql}) z WHERE c.org IS NOT NULL AND c.checked IS NOT NULL "
+            f"OFFSET 0) q")
+
+
+class SingleStatement:
+    """What `TenantDatabase.single_read()` yields: room for one read statement (`fetch`,
+    `fetchrow` or `fetchval`, as on an asyncpg connection, so repositories take it as `conn`),
+    run as the caller's organization with the caller check, in one round trip."""
+
+    def __init__(self, conn: asyncpg.Connection, org_text: str, caller: UUID | None, roles: Sequence[str],
+                 timeout: float) -> None:
+        self._conn, self._org, self._caller, self._roles, self._timeout = conn, org_text, caller, roles, timeout
+        self._used = False
+
+    async def fetch(self, sql: str, *args) -> list[asyncpg.Record]:
+        return await self._run(self._conn.fetch, sql, args)
+
+    async def fetchrow(self, sql: str, *args) -> asyncpg.Record | None:
+        return await self._run(self._conn.fetchrow, sql, args)
+
+    async def fetchval(self, sql: str, *args):
+        return await self._run(self._conn.fetchval, sql, args)
+
+    async def _run(self, method, sql: str, args: tuple):
+        if self._used:  # a second statement would be a second transaction, with its own snapshot
+            raise RuntimeError("single_read() runs one statement; use transaction() for more")
+        self._used = True
+        params = [*args, self._org]
+        if self._caller is not None:
+            params += [self._caller, list(self._roles)]
+        try:
+            # A transaction-local statement_timeout cannot bound the statement that sets it:
+            # the caller's deadline bounds it from here (asyncpg cancels the query on timeout).
+            return await method(_single_statement_sql(sql, len(args) + 1, self._caller is not None), *params,
+                                timeout=self._timeout)
+        except TimeoutError:
+            raise DeadlineExceeded("the database query ran out of time", reason="DATABASE_TIMEOUT") from None
 
 
 def statement_timeout_ms() -> int:
@@ -110,6 +170,27 @@ class TenantDatabase:
                     if not conn.is_closed() and conn.is_in_transaction():
                         await conn.execute("ROLLBACK")
                 raise
+
+    @asynccontextmanager
+    async def single_read(self, organization_id: UUID | str | None = None) -> AsyncIterator[SingleStatement]:
+        """One read statement as `organization_id` (by default the calling principal's), with
+        the caller check of a user's call, in one round trip: for a use case that reads with a
+        single SELECT (a get by id, one page of a list). Anything more takes `transaction()`."""
+        principal = current_principal()
+        if organization_id is None:
+            organization_id = require_principal().organization_id
+        if isinstance(organization_id, UUID):
+            org_text = str(organization_id)
+        elif organization_id == NO_ORGANIZATION:
+            org_text = ""
+        else:
+            raise TypeError("organization_id must be a UUID or NO_ORGANIZATION")
+        caller = principal.user_id if principal is not None and \
+            principal.organization_id == organization_id else None
+        roles = sorted(admitted_roles()) if caller is not None else []
+        timeout = statement_timeout_ms() / 1000
+        async with self.pool.acquire() as conn:
+            yield SingleStatement(conn, org_text, caller, roles, timeout)
 
     async def ping(self) -> None:
         """Raises unless the database answers (used by health checks)."""
