@@ -164,9 +164,15 @@ MAX_JSON_BYTES = 16 * 1024
 
 
 def json_object_text(value: dict, field: str, max_bytes: int = MAX_JSON_BYTES) -> str:
-    """A JSON object (from a google.protobuf.Struct) as text for a jsonb column, size-capped
-    by its UTF-8 bytes (not escaped ones: 5,000 Cyrillic letters fit). NaN and infinities
-    (a Struct can carry them, JSON and jsonb cannot) and NUL characters -> INVALID_ARGUMENT."""
+    """A JSON object (from a google.protobuf.Struct) as text for a jsonb column: json_text."""
+    return json_text(value, field, max_bytes)
+
+
+def json_text(value: object, field: str, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """Any JSON value (a Struct, a google.protobuf.Value) as text for a jsonb column,
+    size-capped by its UTF-8 bytes (not escaped ones: 5,000 Cyrillic letters fit). NaN and
+    infinities (protobuf can carry them, JSON and jsonb cannot) and NUL characters ->
+    INVALID_ARGUMENT naming the field."""
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except ValueError:

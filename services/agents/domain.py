@@ -10,7 +10,6 @@ the hashing of clients into variants services/agents/assignment.py.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics as pystats
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,15 @@ from datetime import datetime
 from uuid import UUID
 
 from libs.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from libs.validation import Violations, json_object_text, mask_paths, optional_text, optional_uuid, parse_uuid
+from libs.validation import (
+    Violations,
+    json_object_text,
+    json_text,
+    mask_paths,
+    optional_text,
+    optional_uuid,
+    parse_uuid,
+)
 from services.agents import assignment
 from services.agents import statistics as stats
 
@@ -310,15 +317,7 @@ def _agent_type(value: str | None, field: str) -> str:
 
 def json_value_text(value: object, field: str, max_bytes: int) -> str:
     """Any JSON value (a google.protobuf.Value) as jsonb text: size-capped, no NaN."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        raise InvalidArgument.field(field, "must not contain NaN or infinite numbers") from None
-    if "\\u0000" in text:
-        raise InvalidArgument.field(field, "must not contain NUL characters")
-    if len(text.encode()) > max_bytes:
-        raise InvalidArgument.field(field, f"must be at most {max_bytes // 1024} KiB of JSON")
-    return text
+    return json_text(value, field, max_bytes)
 
 
 def _request_id(value: str, violations: Violations) -> UUID | None:
