@@ -127,7 +127,7 @@ def upstream_error(service: str, error: aio.AioRpcError) -> errors.ServiceError:
     """Another service's failure as our own error: same code, its stable reason and field
     violations, a message of our own (its text may carry its internals)."""
     code = error.code()
-    reason, violations = None, []
+    reason, violations, retry_after = None, [], None
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue
@@ -140,6 +140,10 @@ def upstream_error(service: str, error: aio.AioRpcError) -> errors.ServiceError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations = [(v.field, v.description) for v in bad.field_violations]
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_after = retry.retry_delay.ToTimedelta()
     error_class = _ERRORS_BY_CODE.get(code)
     if error_class is None:
         log.error("%s failed with %s", service, code.name, extra={"fields": {"upstream": service}})
@@ -148,6 +152,8 @@ def upstream_error(service: str, error: aio.AioRpcError) -> errors.ServiceError:
     metadata = {"service": service}
     if error_class is errors.InvalidArgument:
         return errors.InvalidArgument(message, violations, reason=reason, metadata=metadata)
+    if error_class is errors.ResourceExhausted:
+        return errors.ResourceExhausted(message, reason=reason, metadata=metadata, retry_after=retry_after)
     return error_class(message, reason=reason, metadata=metadata)
 
 

@@ -11,6 +11,7 @@ return is listed in its proto (tests/test_error_reasons.py holds them to it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 
 ERROR_DOMAIN = "soulkg.dev"  # the fallback ErrorInfo.domain; each service has its own (libs/registry.py)
 
@@ -73,8 +74,17 @@ class Aborted(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
+    """A limit was hit. `retry_after`: when the caller may try again (sent as a
+    `google.rpc.RetryInfo` detail); None when nobody knows."""
+
     code = "RESOURCE_EXHAUSTED"
     default_reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after: timedelta | float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        if isinstance(retry_after, (int, float)):
+            retry_after = timedelta(seconds=retry_after)
+        self.retry_after = retry_after if retry_after is None else max(retry_after, timedelta(0))
 
 
 class DeadlineExceeded(ServiceError):

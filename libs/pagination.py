@@ -19,6 +19,7 @@ from libs.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_PAGE_TOKEN = 1024  # characters; the tokens we make are far shorter
 
 
 def page_size(requested: int) -> int:
@@ -49,6 +50,8 @@ class PageTokenCodec:
         if not token:
             return None
         invalid = InvalidArgument.field("page_token", "invalid or expired page token")
+        if len(token) > MAX_PAGE_TOKEN:
+            raise invalid
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (ValueError, TypeError):

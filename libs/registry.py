@@ -22,6 +22,7 @@ class ServiceEntry:
     proto_package: str  # "soulkg.crm.v1"
     db_role: str  # the PostgreSQL role this service connects as
     tables: tuple[str, ...]  # the tables it owns: its role may write these and no others
+    # (and append to the shared audit log, `APPEND_ONLY_SHARED`)
 
     @property
     def module(self) -> str:
@@ -40,8 +41,11 @@ class ServiceEntry:
 
 
 SERVICES: tuple[ServiceEntry, ...] = (
+    # audit_events: identity's, as it alone reads it; every service's role appends to it
+    # (libs/audit.py). auth_limits: reached through SECURITY DEFINER functions only.
     ServiceEntry("identity", 50051, "soulkg.identity.v1", "soulkg_identity",
-                 ("organizations", "users", "refresh_tokens")),
+                 ("organizations", "users", "refresh_tokens", "service_assertions", "auth_limits",
+                  "audit_events")),
     ServiceEntry("crm", 50052, "soulkg.crm.v1", "soulkg_crm", ("clients", "client_status_history")),
     ServiceEntry("messaging", 50053, "soulkg.messaging.v1", "soulkg_messaging",
                  ("conversations", "messages", "whatsapp_sessions", "conversation_handoffs")),
@@ -52,6 +56,8 @@ SERVICES: tuple[ServiceEntry, ...] = (
                   "dialogue_analysis", "experiment_assignments", "agent_revisions")),
 )
 GATEWAY_PORT = 8080
+# Tables every service's role appends to (INSERT only) although one service owns them.
+APPEND_ONLY_SHARED = ("audit_events",)
 
 BY_NAME = {entry.name: entry for entry in SERVICES}
 

@@ -11,10 +11,54 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs import registry
+
+
+class RateLimit(BaseModel):
+    """One limit of the limiter (services/identity: brute-force and rate limits).
+
+    Up to `attempts` attempts per `window_seconds`; the next one is refused and locks the key
+    for `lock_seconds`, doubled for each further lock in a row up to `max_lock_seconds` (a
+    window that passes after a lock without the limit being hit again forgets the doubling).
+    `lock_seconds` 0: a plain rate, refused until the window ends."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int = Field(ge=1)
+    window_seconds: float = Field(gt=0)
+    lock_seconds: float = Field(0, ge=0)
+    max_lock_seconds: float = Field(0, ge=0)
+
+
+class AuthLimits(BaseModel):
+    """identity's limits (README "Brute-force limits"). Per-address limits count by client
+    address (an IPv6 /64), as the gRPC peer or a trusted proxy's x-forwarded-for tells it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Login, per account (organization slug + email, known or not): attempts that do not
+    # succeed. A success clears the account's count.
+    login_account: RateLimit = RateLimit(attempts=5, window_seconds=3600, lock_seconds=60, max_lock_seconds=900)
+    # Login, per client address: attempts that do not succeed (a success gives its one back).
+    login_address: RateLimit = RateLimit(attempts=30, window_seconds=900, lock_seconds=900, max_lock_seconds=7200)
+    # SignUp, per client address: every attempt that passes validation.
+    sign_up_address: RateLimit = RateLimit(attempts=10, window_seconds=3600)
+    # Refresh, per client address: attempts that do not succeed.
+    refresh_address: RateLimit = RateLimit(attempts=30, window_seconds=900, lock_seconds=900,
+                                           max_lock_seconds=7200)
+    # Refresh, per token family (one session): every refresh.
+    refresh_family: RateLimit = RateLimit(attempts=20, window_seconds=600)
+    # ChangePassword, per user: attempts that do not succeed (a success clears the count).
+    change_password_user: RateLimit = RateLimit(attempts=5, window_seconds=3600, lock_seconds=60,
+                                                max_lock_seconds=900)
+    # IssueServiceToken, per service and organization: every exchange of a valid assertion.
+    service_token: RateLimit = RateLimit(attempts=60, window_seconds=300)
+    # How long a process believes a lock it was told about before asking the database again
+    # (refusals meanwhile cost no round trip). 0: always ask.
+    lock_cache_seconds: float = Field(1.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -64,6 +108,14 @@ class Settings(BaseSettings):
     tls_ca_file: Path | None = None
     tls_client_cert_file: Path | None = None
     tls_client_key_file: Path | None = None
+
+    # Proxies whose `x-forwarded-for` names the client (the gateway, a load balancer), as
+    # networks: `["10.0.0.0/8"]`. Default none: the gRPC peer is the client.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # identity's brute-force and rate limits, as JSON in SOULKG_AUTH_LIMITS: any of them, each
+    # given whole (`{"login_account": {"attempts": 10, "window_seconds": 600, "lock_seconds": 60,
+    # "max_lock_seconds": 900}}`); the others keep their defaults.
+    auth_limits: AuthLimits = AuthLimits()
 
     @field_validator("log_level")
     @classmethod

@@ -12,7 +12,7 @@ import re
 
 import asyncpg
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -91,12 +91,18 @@ def _pack(message) -> any_pb2.Any:
 
 
 def details(error: ServiceError, domain: str = ERROR_DOMAIN) -> list[any_pb2.Any]:
-    """`ErrorInfo` always; `BadRequest` field violations for invalid input."""
+    """`ErrorInfo` always; `BadRequest` field violations for invalid input; `RetryInfo` when
+    the error says when to retry (a limit: libs.errors.ResourceExhausted.retry_after)."""
     packed = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata))]
     violations = getattr(error, "violations", None)
     if violations:
         packed.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations])))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(retry_after)
+        packed.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return packed
 
 

@@ -20,6 +20,11 @@ from libs.errors import InvalidArgument
 
 T = TypeVar("T")
 
+# Maximum lengths of text every service takes the same way (documented in the protos).
+EMAIL_MAX = 254  # RFC 5321's limit on a forward path
+PHONE_MAX = 32  # E.164 has at most 15 digits; the rest is room for separators
+ETAG_MAX = 64
+
 # What a person types between digits: spaces, dashes, dots, parentheses (`+996 (555) 12-34.56`).
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _PLUS_DIGITS = re.compile(r"^\+[0-9]+$")
@@ -54,9 +59,27 @@ class Violations:
             raise InvalidArgument(message, self.items)
 
 
+def bounded_text(value: str, field: str, max_length: int) -> str:
+    """Text taken as it is (a password, a token, an etag): at most `max_length` characters
+    and no NUL character, or INVALID_ARGUMENT naming the field."""
+    if len(value) > max_length:
+        raise InvalidArgument.field(field, f"must be at most {max_length} characters")
+    if "\x00" in value:
+        raise InvalidArgument.field(field, "must not contain NUL characters")
+    return value
+
+
+def etag(value: str, field: str = "etag") -> str:
+    """An AIP-154 etag as a request sends it back (empty: no check)."""
+    return bounded_text(value, field, ETAG_MAX)
+
+
 def normalize_email(email: str, field: str = "email") -> str:
     """The one form an email is stored and looked up in: syntax-checked (no DNS lookups),
-    Unicode-normalised (NFC) and lowercased, surrounding spaces dropped."""
+    Unicode-normalised (NFC) and lowercased, surrounding spaces dropped. At most EMAIL_MAX
+    characters."""
+    if len(email) > EMAIL_MAX:
+        raise InvalidArgument.field(field, f"must be at most {EMAIL_MAX} characters")
     try:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
@@ -76,6 +99,8 @@ def normalize_phone(phone: str, field: str = "phone") -> str:
     because a carrier's new range is newer than our copy of the metadata would lose a real
     lead. Wrong lengths, unknown country codes and local-only numbers are still rejected.
     """
+    if len(phone or "") > PHONE_MAX:
+        raise InvalidArgument.field(field, f"must be at most {PHONE_MAX} characters")
     compact = _PHONE_SEPARATORS.sub("", phone or "")
     invalid = InvalidArgument.field(field, f"must be an E.164 phone number such as {PHONE_EXAMPLE}")
     if not _PLUS_DIGITS.match(compact):

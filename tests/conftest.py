@@ -26,6 +26,21 @@ settings.register_profile("ci", derandomize=True, max_examples=300, deadline=Non
 settings.load_profile("ci")
 
 OWNER_PASSWORD = secrets.token_urlsafe(16)
+
+
+def relaxed_address_limits():
+    """identity's limits with the per-address ones out of reach: every test calls from
+    127.0.0.1, so the suite would trip them (tests/test_auth_limits.py tests them with
+    servers of its own). Per-account limits stay as in production."""
+    from libs.settings import AuthLimits, RateLimit
+
+    unlimited = RateLimit(attempts=1_000_000, window_seconds=1)
+    return AuthLimits(login_address=unlimited, sign_up_address=unlimited, refresh_address=unlimited)
+
+
+# Every identity server a test starts (its own Settings() included) gets those limits, unless
+# the test passes limits of its own: the limiter's counters are shared through the database.
+os.environ.setdefault("SOULKG_AUTH_LIMITS", relaxed_address_limits().model_dump_json())
 ROLE_PASSWORDS = {role: secrets.token_urlsafe(16) for role in service_roles()}
 
 
@@ -120,7 +135,7 @@ async def _serve(definition, db, keys_dir):
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
     resources = Resources(db=db, verifier=TokenVerifier(load_public_keys(keys_dir)),
-                          settings=Settings(keys_dir=keys_dir))
+                          settings=Settings(keys_dir=keys_dir, auth_limits=relaxed_address_limits()))
     running = await start_server(definition, resources)
     channel = aio.insecure_channel(f"127.0.0.1:{running.port}")
     yield channel
@@ -153,7 +168,8 @@ async def stack(service_dbs, keys_dir):
     from libs.tenancy.tokens import TokenVerifier, load_public_keys
 
     ports = {entry.name: _free_port() for entry in registry.existing()}
-    settings = Settings(keys_dir=keys_dir, service_addresses={n: f"127.0.0.1:{p}" for n, p in ports.items()})
+    settings = Settings(keys_dir=keys_dir, service_addresses={n: f"127.0.0.1:{p}" for n, p in ports.items()},
+                        auth_limits=relaxed_address_limits())
     verifier = TokenVerifier(load_public_keys(keys_dir))
     running = []
     for name, port in ports.items():

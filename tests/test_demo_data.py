@@ -16,9 +16,12 @@ from soulkg.identity.v1 import identity_pb2, identity_pb2_grpc
 from tools import demo_data
 
 # Every table that belongs to one organization (organizations itself is keyed by its id).
-TENANT_TABLES = [table for entry in registry.SERVICES for table in entry.tables if table != "organizations"]
-# Tables a load writes to even when there is nothing left to load: a login's session.
-SESSION_TABLES = {"refresh_tokens"}
+# Every tenant table (auth_limits holds no tenant rows: counters keyed by digests).
+TENANT_TABLES = [table for entry in registry.SERVICES for table in entry.tables
+                 if table not in ("organizations", "auth_limits")]
+# Tables a load writes to even when there is nothing left to load: a login's session, the
+# audit events of its logins, the service assertions it exchanges.
+SESSION_TABLES = {"refresh_tokens", "audit_events", "service_assertions"}
 
 
 @pytest.fixture(scope="module")

@@ -492,6 +492,34 @@ async def test_service_token_refuses_bad_assertions(identity_channel, keys_dir):
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (service, error.details())
 
 
+async def test_a_service_assertion_works_once(identity_channel, keys_dir):
+    a = await sign_up(identity_channel, "svc-once")
+    auth, _, _ = stubs(identity_channel)
+    request = identity_pb2.IssueServiceTokenRequest(organization_id=a.organization.id, service_name="webhook",
+                                                    assertion=_assertion(keys_dir, a.organization.id))
+    await auth.IssueServiceToken(request)
+    error = await rpc_error(auth.IssueServiceToken(request))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_info(error).reason == "ASSERTION_REPLAYED"
+    # A new assertion (a new jti) works; one without a jti never does.
+    await auth.IssueServiceToken(identity_pb2.IssueServiceTokenRequest(
+        organization_id=a.organization.id, service_name="webhook", assertion=_assertion(keys_dir, a.organization.id)))
+    error = await rpc_error(auth.IssueServiceToken(identity_pb2.IssueServiceTokenRequest(
+        organization_id=a.organization.id, service_name="webhook",
+        assertion=_assertion(keys_dir, a.organization.id, jti=None))))
+    assert error_info(error).reason == "INVALID_SERVICE_ASSERTION"
+
+
+async def test_racing_exchanges_of_one_assertion_exactly_one_wins(identity_channel, keys_dir):
+    a = await sign_up(identity_channel, "svc-race")
+    auth, _, _ = stubs(identity_channel)
+    request = identity_pb2.IssueServiceTokenRequest(organization_id=a.organization.id, service_name="webhook",
+                                                    assertion=_assertion(keys_dir, a.organization.id))
+    results = await asyncio.gather(*[auth.IssueServiceToken(request) for _ in range(6)], return_exceptions=True)
+    assert sum(isinstance(r, identity_pb2.IssueServiceTokenResponse) for r in results) == 1
+    assert {error_info(r).reason for r in results if isinstance(r, aio.AioRpcError)} == {"ASSERTION_REPLAYED"}
+
+
 async def test_login_rehashes_passwords_made_with_old_parameters(identity_channel, database):
     import psycopg
     from argon2 import PasswordHasher

@@ -91,11 +91,19 @@ SPECS: dict[str, TableSpec] = {
         "analysis_type": "SUCCESS_PATTERNS", "data": Jsonb({"score": 1})}),
     "whatsapp_sessions": TableSpec(),
     "request_ids": TableSpec(values=lambda: {"method": "/soulkg.test.v1.T/Create", "request_id": uuid.uuid4()}),
+    "service_assertions": TableSpec(values=lambda: {"service_name": "webhook", "jti": _unique(),
+                                                    "expires_at": _in_days(1)}),
+    "audit_events": TableSpec(values=lambda: {"actor_kind": "ANONYMOUS", "action": "test.recorded"}),
+    # Not a tenant table (tests/test_schema_catalog.py says why): tested on its own below.
+    "auth_limits": TableSpec(values=lambda: {"key": os.urandom(32), "window_start": _in_days(0), "attempts": 1,
+                                             "expires_at": _in_days(1)}),
 }
+NON_TENANT_TABLES = {"auth_limits"}
 
 # Tables of records that are never edited by users, so they have no updated_at.
 APPEND_ONLY = {"messages", "client_status_history", "dialogue_analysis", "refresh_tokens", "request_ids",
-               "conversation_handoffs", "experiment_assignments", "agent_revisions"}
+               "conversation_handoffs", "experiment_assignments", "agent_revisions",
+               "service_assertions", "audit_events"}
 # Tables with a unique key that a reference column is not part of (one assignment per
 # experiment and client, whatever the variant).
 UNIQUE_BEYOND_REFERENCES = {"experiment_assignments"}
@@ -103,9 +111,12 @@ UNIQUE_BEYOND_REFERENCES = {"experiment_assignments"}
 # value comes from rather than the table the key references.
 WIDER_KEY_COLUMNS = {("experiment_assignments", "experiment_id", "experiment_variants"): "experiments",
                      ("experiment_assignments", "prompt_variant_id", "experiment_variants"): "prompt_variants"}
+# Tables whose owner may read and append but neither update nor delete (the audit log).
+INSERT_ONLY = set(registry.APPEND_ONLY_SHARED)
 
 TENANT_TABLES = list(graphlib.TopologicalSorter(
-    {table: set(spec.refs.values()) for table, spec in SPECS.items() if table != "organizations"}
+    {table: set(spec.refs.values()) for table, spec in SPECS.items()
+     if table != "organizations" and table not in NON_TENANT_TABLES}
 ).static_order())
 ALL_TABLES = ["organizations", *TENANT_TABLES]
 FOREIGN_KEYS = [(table, column, parent)
@@ -256,7 +267,8 @@ def test_insert_into_other_organization_is_rejected(app, orgs, table):
 def test_update_moving_row_to_other_organization_is_rejected(app, orgs, table):
     a, b = orgs
     key = sql.Identifier(tenant_key(table))
-    with acting_as(app, a), pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+    denied = "permission denied" if table in INSERT_ONLY else "row-level security"
+    with acting_as(app, a), pytest.raises(errors.InsufficientPrivilege, match=denied):
         app.execute(sql.SQL("update {} set {} = %s where id = %s").format(sql.Identifier(table), key),
                     [b.id, a.rows[table]])
 
@@ -267,6 +279,12 @@ def test_update_and_delete_of_other_organizations_rows_touch_nothing(app, orgs, 
     ident = sql.Identifier(table)
     update = sql.SQL("update {} set id = id where id = %s").format(ident)
     delete = sql.SQL("delete from {} where id = %s").format(ident)
+    if table in INSERT_ONLY:  # nobody rewrites the audit log, whatever the organization
+        for statement in (update, delete):
+            for row in (a.rows[table], b.rows[table]):
+                with acting_as(app, a), pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                    app.execute(statement, [row])
+        return
     with acting_as(app, a):
         assert app.execute(update, [b.rows[table]]).rowcount == 0
         assert app.execute(update, [a.rows[table]]).rowcount == 1  # the control
@@ -353,3 +371,33 @@ def test_updated_at_is_touched_for_the_service_roles(app, orgs, table):
             sql.SQL("update {} set updated_at = %s where id = %s returning updated_at").format(ident),
             [before - timedelta(days=1), a.rows[table]]).fetchone()
         assert after > before
+
+
+def test_the_limiter_table_is_out_of_every_service_roles_reach(connections, database):
+    """auth_limits (no tenant data) is forced under RLS with no policy for the services: no
+    role reads or writes it; identity's role counts attempts through auth.limit_attempt."""
+    key = os.urandom(32)
+    for service, conn in connections.items():
+        for statement in ("select count(*) from auth_limits", "delete from auth_limits",
+                          "update auth_limits set attempts = 0"):
+            with acting_as(conn, None), pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(statement)
+        with acting_as(conn, None), pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+            insert_limit = sql.SQL("insert into auth_limits ({}) values ({})").format(
+                sql.SQL(", ").join(map(sql.Identifier, SPECS["auth_limits"].values())),
+                sql.SQL(", ").join(sql.Placeholder() * len(SPECS["auth_limits"].values())))
+            conn.execute(insert_limit, list(SPECS["auth_limits"].values().values()))
+        limit_call = ("select retry_after from auth.limit_attempt(array[%s]::bytea[], array[1], "
+                      "array[interval '1 hour'], array[interval '1 minute'], array[interval '1 hour'])")
+        if service == registry.owner_of("auth_limits").name:
+            with conn.transaction():  # committed
+                assert conn.execute(limit_call, [key]).fetchone() == (timedelta(0),)
+        else:
+            with acting_as(conn, None), pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(limit_call, [key])
+    with psycopg.connect(database.admin) as admin:
+        assert admin.execute("select attempts from auth_limits where key = %s", [key]).fetchone() == (1,)
+        columns = {name for (name,) in admin.execute(
+            "select attname from pg_attribute where attrelid = 'auth_limits'::regclass and attnum > 0"
+            " and not attisdropped")}
+    assert "organization_id" not in columns and not {c for c in columns if "email" in c or "address" in c}

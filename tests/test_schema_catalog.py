@@ -15,6 +15,15 @@ NOT_PRODUCT_TABLES = {"alembic_version"}
 # The one index on a tenant table not led by organization_id: identity looks a presented
 # refresh token up by its hash before it knows the organization.
 GLOBAL_INDEXES = {"uq_refresh_tokens_token_hash"}
+# Product tables that are not tenant tables, and why. auth_limits: identity's limiter counts
+# login attempts before the organization is known (the slug may name none) and per client
+# address across organizations; it holds no tenant data (keys are SHA-256 digests, values
+# counters and times). RLS is forced with an owner-only policy; the services' roles hold no
+# privilege on it and reach it through SECURITY DEFINER functions (migrations/versions/0006).
+NON_TENANT_TABLES = {"auth_limits"}
+# Reached only through these functions (EXECUTE for the owning service's role alone).
+LIMIT_FUNCTIONS = ["auth.limit_attempt(bytea[], integer[], interval[], interval[], interval[])",
+                   "auth.limit_settle(bytea[], bytea[])"]
 
 # Every index and unique constraint of the seed -> the key columns of the index that serves it
 # here (an index whose leading columns are these; for unique ones, exactly these and unique).
@@ -86,6 +95,12 @@ SEED_INDEXES: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("refresh_tokens", "token family", ("organization_id", "family_id"), False),
     ("conversation_handoffs", "hand-offs of a conversation in order",
      ("organization_id", "conversation_id", "created_at", "id"), False),
+    ("service_assertions", "an assertion once", ("organization_id", "service_name", "jti"), True),
+    ("service_assertions", "expired assertions", ("organization_id", "expires_at"), False),
+    ("audit_events", "newest first", ("organization_id", "created_at", "id"), False),
+    ("audit_events", "by action", ("organization_id", "action", "created_at"), False),
+    ("auth_limits", "a limiter key", ("key",), True),
+    ("auth_limits", "expired counters", ("expires_at",), False),
 ]
 
 INDEXES_QUERY = """
@@ -116,7 +131,7 @@ def tables(conn) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tenant_tables(tables) -> list[str]:
-    return [name for name in tables if name != ORGANIZATIONS]
+    return [name for name in tables if name != ORGANIZATIONS and name not in NON_TENANT_TABLES]
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +141,9 @@ def indexes(conn) -> list[tuple[str, str, bool, bool, list[str]]]:
 
 def test_the_product_tables_are_there(tables):
     # the seed's 15, experiment_variants, refresh_tokens, request_ids, organizations,
-    # conversation_handoffs, experiment_assignments, agent_revisions
-    assert len(tables) == 22
+    # conversation_handoffs, experiment_assignments, agent_revisions, service_assertions,
+    # audit_events, auth_limits
+    assert len(tables) == 25
 
 
 def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tables):
@@ -143,6 +159,12 @@ def test_every_table_has_forced_row_level_security_and_a_tenant_policy(conn, tab
             "select policyname, permissive, roles::text[], cmd, qual, with_check from pg_policies"
             " where schemaname = 'public' and tablename = %s and roles && %s::name[]",
             [table, [APP_ROLE, "public", *SERVICE_ROLES]]).fetchall()
+        if table in NON_TENANT_TABLES:  # no policy for the services: they see and write nothing
+            assert policies == [], table
+            owner_only = conn.execute("select roles::text[] from pg_policies where schemaname = 'public'"
+                                      " and tablename = %s", [table]).fetchall()
+            assert owner_only == [([OWNER_ROLE],)], table
+            continue
         key = "id" if table == ORGANIZATIONS else "organization_id"
         check = f"({key} = ( SELECT app.current_org() AS current_org))"
         assert policies == [(f"{table}_tenant_isolation", "PERMISSIVE", [APP_ROLE], "ALL", check, check)]
@@ -209,6 +231,9 @@ SERVICE_ROLES = [entry.db_role for entry in registry.SERVICES]
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 # Shared infrastructure every service writes (AIP-155 request ids, libs/idempotency.py).
 SHARED_TABLES = {"request_ids"}
+# Owned by one service (which reads it) and appended to by every service's role, never
+# updated or deleted by any (the audit log, libs/audit.py).
+APPEND_ONLY_SHARED = set(registry.APPEND_ONLY_SHARED)
 AUTH_FUNCTIONS = ["auth.organization_id_by_slug(text)", "auth.create_organization(uuid, text, text)",
                   "auth.assert_caller(uuid, text[])"]
 
@@ -287,14 +312,19 @@ def test_a_service_role_is_unprivileged_and_a_member_of_the_group(conn, role):
 
 @pytest.mark.parametrize("service", [entry.name for entry in registry.SERVICES])
 def test_a_service_role_has_exactly_the_privileges_on_its_own_tables(conn, tables, service):
-    """The grants of migration 0005 are libs/registry.py's `tables`: read and write what the
-    service owns (organizations: read and update; created through auth.create_organization),
-    the shared request_ids, and nothing else."""
+    """The grants of migrations 0005 and 0006 are libs/registry.py's `tables`: read and write
+    what the service owns (organizations: read and update; created through
+    auth.create_organization), the shared request_ids; append to the audit log (its owner
+    reads it too); nothing on the limiter's table (functions only); and nothing else."""
     entry = registry.service(service)
     read_write = {"SELECT", "INSERT", "UPDATE", "DELETE"}
     for table in [*tables, *NOT_PRODUCT_TABLES]:
         if table == ORGANIZATIONS and table in entry.tables:
             wanted = {"SELECT", "UPDATE"}
+        elif table in APPEND_ONLY_SHARED:
+            wanted = {"INSERT", "SELECT"} if table in entry.tables else {"INSERT"}
+        elif table in NON_TENANT_TABLES:
+            wanted = set()
         elif table in entry.tables or table in SHARED_TABLES:
             wanted = read_write
         else:
@@ -302,6 +332,18 @@ def test_a_service_role_has_exactly_the_privileges_on_its_own_tables(conn, table
         assert table_privileges(conn, entry.db_role, table) == wanted, table
         if not wanted:
             assert column_privileges(conn, entry.db_role, table) == set(), table
+
+
+@pytest.mark.parametrize("role", SERVICE_ROLES)
+def test_only_identity_may_call_the_limiter(conn, role):
+    """auth_limits is identity's: the limiter's functions are for its role alone."""
+    for function in LIMIT_FUNCTIONS:
+        allowed = conn.execute("select has_function_privilege(%s, %s, 'EXECUTE')", [role, function]).fetchone()
+        assert allowed == (role == registry.owner_of("auth_limits").db_role,), (role, function)
+        assert conn.execute("select has_function_privilege(%s, %s, 'EXECUTE')",
+                            [APP_ROLE, function]).fetchone() == (False,), function
+        assert conn.execute("select has_function_privilege('public', %s, 'EXECUTE')",
+                            [function]).fetchone() == (False,), function
 
 
 def test_every_product_table_is_owned_by_one_service_or_shared(tables):

@@ -16,6 +16,8 @@ from psycopg import errors, sql
 from libs import registry
 
 SHARED_TABLES = {"request_ids"}
+# Owned by one service, appended to by all (the audit log): see the tests at the end.
+APPEND_ONLY_SHARED = set(registry.APPEND_ONLY_SHARED)
 ALL_OWNED = [table for entry in registry.SERVICES for table in entry.tables]
 FOREIGN = [(entry.name, table) for entry in registry.SERVICES for table in ALL_OWNED
            if table not in entry.tables]
@@ -23,9 +25,14 @@ FOREIGN = [(entry.name, table) for entry in registry.SERVICES for table in ALL_O
 STATEMENTS = {
     "SELECT": "select count(*) from {}",
     "INSERT": "insert into {} default values",
-    "UPDATE": "update {} set id = id",
+    "UPDATE": "update {} set {} = {}",  # the table's first column (every table has its own)
     "DELETE": "delete from {}",
 }
+
+
+def _first_column(conn: psycopg.Connection, table: str) -> str:
+    return conn.execute("select attname from pg_attribute where attrelid = %s::regclass and attnum = 1",
+                        [table]).fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +71,13 @@ def test_every_service_is_denied_every_other_services_tables():
 def test_a_service_role_cannot_touch_another_services_table(connections, org, service, table):
     conn = connections[service]
     for privilege, statement in STATEMENTS.items():
+        if privilege == "INSERT" and table in APPEND_ONLY_SHARED:
+            continue  # every service appends to it (below)
         with conn.transaction(force_rollback=True):
             conn.execute("select set_config('app.current_organization_id', %s, true)", [str(org)])
+            column = sql.Identifier(_first_column(conn, table))
             with pytest.raises(errors.InsufficientPrivilege, match=f"permission denied for table {table}"):
-                conn.execute(sql.SQL(statement).format(sql.Identifier(table)))
+                conn.execute(sql.SQL(statement).format(sql.Identifier(table), column, column))
         assert not conn.info.transaction_status, privilege  # idle: the denial was rolled back
 
 
@@ -103,3 +113,35 @@ def test_foreign_keys_across_services_work(connections, org):
                   client) == [(None, variant)]
     assert run_as(crm, org, "delete from clients where id = %s returning id", client) == [(client,)]
     assert run_as(messaging, org, "select id from conversations where id = %s", conversation) == []
+
+
+# No RETURNING: that would need SELECT, which only the owner has.
+AUDIT_INSERT = ("insert into audit_events (organization_id, id, actor_kind, actor_id, action, target_type)"
+                " values (%s, %s, 'SERVICE', %s, 'test.recorded', 'thing')")
+
+
+@pytest.mark.parametrize("service", [entry.name for entry in registry.SERVICES])
+def test_every_service_role_appends_to_the_audit_log_and_none_rewrites_it(connections, org, service):
+    """INSERT for every service's role; SELECT for identity's alone; UPDATE and DELETE for
+    none: an event, once written, stays as written."""
+    conn = connections[service]
+    event = uuid.uuid4()
+    run_as(conn, org, AUDIT_INSERT, org, event, service)
+    for statement in ("update audit_events set action = 'test.rewritten' where id = %s",
+                      "delete from audit_events where id = %s", "truncate audit_events"):
+        with conn.transaction(force_rollback=True):
+            conn.execute("select set_config('app.current_organization_id', %s, true)", [str(org)])
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied for table audit_events"):
+                conn.execute(statement, [event] if "%s" in statement else None)
+    if service == registry.owner_of("audit_events").name:
+        assert run_as(conn, org, "select action from audit_events where id = %s", event) == [("test.recorded",)]
+    else:
+        with conn.transaction(force_rollback=True):
+            conn.execute("select set_config('app.current_organization_id', %s, true)", [str(org)])
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied for table audit_events"):
+                conn.execute("select count(*) from audit_events")
+    # ... and only for the transaction's own organization.
+    with conn.transaction(force_rollback=True):
+        conn.execute("select set_config('app.current_organization_id', %s, true)", [str(org)])
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(AUDIT_INSERT, [uuid.uuid4(), uuid.uuid4(), service])

@@ -135,6 +135,8 @@ def run() -> int:
     passwords = {password_variable(role) for role in [OWNER_ROLE, *service_roles()]}
     env = {**{k: v for k, v in os.environ.items() if k not in passwords},
            "SOULKG_KEYS_DIR": str(keys_dir()),
+           # The gateway runs here: identity believes the browser address it forwards.
+           "SOULKG_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]',
            "SOULKG_PAGE_TOKEN_SECRET": _secrets().get("page_tokens") or secrets.token_urlsafe(32),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen" / "python")])}
     services = {entry.name: entry for entry in registry.existing()}

@@ -142,7 +142,8 @@ async def start_server(definition: ServiceDefinition, resources: Resources, *,
         raise RuntimeError(f"{definition.name}: methods with no authorization policy: {', '.join(missing)}")
     server = aio.server(
         interceptors=[TenancyInterceptor(resources.verifier, method_rules(definition.policies),
-                                         error_domain=definition.error_domain)],
+                                         error_domain=definition.error_domain,
+                                         trusted_proxies=resources.settings.trusted_proxies)],
         options=[("grpc.so_reuseport", 1 if reuse_port else 0),
                  # Clients reconnect every few minutes, so they re-resolve DNS and reach
                  # replicas added by a scale-up (docs/scaling.md).

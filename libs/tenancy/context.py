@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.errors import Unauthenticated
+from libs.tenancy.peer import ClientPeer, IPAddress
 
 PRINCIPAL_USER = "user"
 PRINCIPAL_SERVICE = "service"
@@ -39,6 +40,8 @@ _principal: ContextVar[Principal | None] = ContextVar("soulkg_principal", defaul
 _admitted_roles: ContextVar[frozenset[str]] = ContextVar("soulkg_admitted_roles", default=frozenset())
 # Absolute time.monotonic() by which the current call must finish (None: no deadline).
 _deadline: ContextVar[float | None] = ContextVar("soulkg_deadline", default=None)
+# Who is on the other end of the connection (libs/tenancy/peer.py), resolved on first use.
+_peer: ContextVar[ClientPeer | None] = ContextVar("soulkg_peer", default=None)
 
 
 def current_principal() -> Principal | None:
@@ -72,3 +75,14 @@ def time_remaining() -> float | None:
     """Seconds left before the caller's deadline, or None when it set none."""
     deadline = _deadline.get()
     return None if deadline is None else deadline - time.monotonic()
+
+
+def set_peer(peer: ClientPeer | None):
+    return _peer.set(peer)
+
+
+def client_address() -> IPAddress | None:
+    """The calling client's IP address (a trusted proxy's forwarded one), None outside a call
+    or over a unix socket."""
+    peer = _peer.get()
+    return None if peer is None else peer.address

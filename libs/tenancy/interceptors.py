@@ -4,8 +4,10 @@
 `TenancyInterceptor` wraps every handler once per method. Per call it:
 - looks up the method's declared rule (libs/authz.py); a method with none is refused (fail closed);
 - verifies the bearer token unless the rule is public, and checks the rule admits the caller;
-- puts the Principal, the admitted roles and the call's deadline into contextvars, and binds
-  method, organization, caller and request id to the call's log lines;
+- puts the Principal, the admitted roles, the call's deadline and its peer (the client's
+  address, libs/tenancy/peer.py, resolved on first use) into contextvars, and binds method,
+  organization, caller and request id to the call's log lines (a failure's line also names
+  the client's address);
 - runs the handler and maps whatever it raises to one gRPC status with `google.rpc.Status`
   details in the service's error domain (libs/errors.py).
 So the servicers stay thin: no try/except, no token parsing, no role checks, no status plumbing.
@@ -17,7 +19,7 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import grpc
 import structlog
@@ -27,6 +29,7 @@ from libs.authz import Rule
 from libs.errors import ERROR_DOMAIN, InvalidArgument, PermissionDenied, Unauthenticated
 from libs.status import to_grpc_status, to_service_error
 from libs.tenancy import context as tenancy_context
+from libs.tenancy.peer import ClientPeer, IPNetwork
 from libs.tenancy.tokens import TokenVerifier
 
 log = logging.getLogger("soulkg.rpc")
@@ -88,10 +91,11 @@ def _request_id(metadata) -> str:
 
 class TenancyInterceptor(aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier | None, rules: Mapping[str, Rule], *,
-                 error_domain: str = ERROR_DOMAIN) -> None:
+                 error_domain: str = ERROR_DOMAIN, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self._verifier = verifier
         self._rules = dict(rules)
         self._error_domain = error_domain
+        self._trusted_proxies = tuple(trusted_proxies)
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable],
@@ -127,6 +131,7 @@ class TenancyInterceptor(aio.ServerInterceptor):
         metadata = context.invocation_metadata()
         structlog.contextvars.bind_contextvars(method=method, request_id=_request_id(metadata))
         tenancy_context.set_deadline(context.time_remaining())
+        tenancy_context.set_peer(ClientPeer(context.peer(), metadata, self._trusted_proxies))
         if rule is None:
             raise PermissionDenied("this method has no authorization policy", reason="NO_POLICY")
         principal = self._authenticate(rule, context)
@@ -141,12 +146,14 @@ class TenancyInterceptor(aio.ServerInterceptor):
 
     async def _fail(self, method: str, context: aio.ServicerContext, exc: Exception, started: float):
         error = to_service_error(exc)
-        fields = {"code": error.code, "reason": error.reason,
-                  "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
-        if error.code == "INTERNAL":
-            log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
-        else:
-            log.info("%s: %s", method, error.code, extra={"fields": fields})
+        if error.code == "INTERNAL" or log.isEnabledFor(logging.INFO):  # (a flood of refusals logs nothing)
+            address = tenancy_context.client_address()
+            fields = {"code": error.code, "reason": error.reason, "client": str(address) if address else None,
+                      "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+            if error.code == "INTERNAL":
+                log.error("%s failed", method, exc_info=exc, extra={"fields": fields})
+            else:
+                log.info("%s: %s", method, error.code, extra={"fields": fields})
         status = to_grpc_status(error, self._error_domain)
         await context.abort(status.code, status.details, status.trailing_metadata)
 

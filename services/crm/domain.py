@@ -15,6 +15,7 @@ from uuid import UUID
 from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from libs.validation import (
     Violations,
+    etag,
     json_object_text,
     mask_paths,
     normalize_email,
@@ -240,6 +241,7 @@ def validate_update(request: UpdateClient) -> ClientUpdate:
     if others or "status" not in paths:
         violations.check(mask_paths, others, WRITABLE)
     changes = _values(request.client, [p for p in others if p in WRITABLE], violations, "client.")
+    violations.check(etag, request.etag, "client.etag")
     violations.raise_if_any("invalid client update")
     return ClientUpdate(client_id, changes, request.etag)
 
@@ -280,6 +282,10 @@ def validate_status_changes(request: ListStatusChanges) -> StatusChangesQuery:
         violations.add("statuses", "UNSPECIFIED is not a status")
     violations.raise_if_any("invalid status changes query")
     return StatusChangesQuery(tuple(sorted(ids)), tuple(sorted(set(request.statuses))), request.since)
+
+
+def check_delete_etag(value: str) -> str:
+    return etag(value, "etag")
 
 
 def parse_order_by(order_by: str) -> tuple[str, bool, str]:

@@ -1,5 +1,6 @@
 """crm's use cases. Each validates its request with the domain's rules, then runs in one
-TenantDatabase transaction under the caller's organization."""
+TenantDatabase transaction under the caller's organization. Deletions and status changes
+are recorded in the audit log (libs/audit.py) in the same transaction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from functools import partial
 from uuid import UUID
 
+from libs import audit
 from libs.idempotency import create_once
 from libs.persistence import KeysetPager, Page, check_etag, found
 from libs.tenancy.context import PRINCIPAL_USER, Principal
@@ -71,11 +73,13 @@ class ClientsService:
         return found(client, "client")
 
     async def delete(self, client_id: UUID, etag: str = "") -> None:
+        domain.check_delete_etag(etag)
         async with self.db.transaction() as conn:
             if etag:
                 current = found(await repo.get_client(conn, client_id, for_update=True), "client")
                 check_etag(etag, current.etag)
             found(await repo.delete_client(conn, client_id), "client")
+            await audit.record(conn, "client.deleted", target_type="client", target_id=client_id)
 
     async def change_status(self, principal: Principal, request: domain.ChangeStatus) -> Client:
         """The client row is locked first, so concurrent changes queue up and each history
@@ -88,6 +92,9 @@ class ClientsService:
             await repo.insert_history(conn, change.id, client.status, change.status, change.changed_by,
                                       principal.user_id if change.changed_by == "HUMAN" else None,
                                       change.agent_type, change.reason)
+            await audit.record(conn, "client.status_changed", target_type="client", target_id=change.id,
+                               details={"from": client.status, "to": change.status, "changed_by": change.changed_by,
+                                        "reason": change.reason})
             return updated
 
     async def list(self, principal: Principal, request: domain.ListClients) -> Page[Client]:

@@ -167,7 +167,8 @@ async def _transcode(request: Request, gateway: Gateway, settings: Settings) -> 
             raise errors.unsupported_media_type(content_type)
         body = decode_body(raw)
     message = build_request(route, values, params, body)
-    metadata = calls.metadata(request.headers, request.state.request_id, query_token)
+    metadata = calls.metadata(request.headers, request.state.request_id, query_token,
+                              request.client.host if request.client else None)
     if route.streaming:
         call = gateway.callable(route)(message, metadata=metadata, timeout=timeout)
         failed = await streams.opened(call)

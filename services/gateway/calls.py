@@ -61,9 +61,15 @@ def timeout(headers: Mapping[str, str], *, default: float | None, maximum: float
     return default
 
 
-def metadata(headers: Mapping[str, str], request_id: str, query_token: str | None = None) -> tuple:
-    """gRPC metadata of the call: the caller's authorization (as given) and the request id."""
+def metadata(headers: Mapping[str, str], request_id: str, query_token: str | None = None,
+             client_address: str | None = None) -> tuple:
+    """gRPC metadata of the call: the caller's authorization (as given), the request id, and
+    the HTTP client's address as `x-forwarded-for` (the services believe it only from a proxy
+    in their `SOULKG_TRUSTED_PROXIES`; what the browser itself sent in that header is dropped:
+    the gateway trusts nothing in front of it)."""
     pairs = [(REQUEST_ID, request_id)]
+    if client_address:
+        pairs.append(("x-forwarded-for", client_address))
     authorization = headers.get("authorization")
     if authorization is None and query_token:
         authorization = f"Bearer {query_token}"

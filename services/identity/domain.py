@@ -9,17 +9,30 @@ validation collects every violation of one request into one INVALID_ARGUMENT.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from libs.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from libs.validation import (
+    EMAIL_MAX,
     Violations,
+    bounded_text,
+    etag,
     json_object_text,
     mask_paths,
     normalize_email,
@@ -38,6 +51,10 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_LENGTH = (3, 63)
 PASSWORD_LENGTH = (10, 256)
 NAME_MAX = 200
+LOGO_URL_MAX = 2048
+REFRESH_TOKEN_MAX = 200
+SERVICE_NAME_MAX = 63
+ASSERTION_MAX = 8192
 
 USER_UPDATABLE = ("first_name", "last_name", "role", "is_active")
 ORGANIZATION_UPDATABLE = ("name", "logo_url", "settings")
@@ -78,6 +95,20 @@ class User:
     create_time: datetime
     update_time: datetime
     etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: UUID
+    event_time: datetime
+    actor_kind: str  # USER, SERVICE or ANONYMOUS (libs/audit.py)
+    actor_id: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    client_address: str | None
+    request_id: str | None
+    details: dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +246,8 @@ def check_password(password: str, email: str | None, field: str = "password") ->
     violations = Violations()
     if not PASSWORD_LENGTH[0] <= len(password) <= PASSWORD_LENGTH[1]:
         violations.add(field, f"must be {PASSWORD_LENGTH[0]} to {PASSWORD_LENGTH[1]} characters")
+    elif "\x00" in password:
+        violations.add(field, "must not contain NUL characters")
     elif email and password.strip().lower() in (email.lower(), email.split("@")[0].lower()):
         violations.add(field, "must not be the email address")
     elif len(set(password)) < 4:
@@ -223,8 +256,8 @@ def check_password(password: str, email: str | None, field: str = "password") ->
 
 
 def check_organization_name(name: str, field: str = "organization_name") -> str:
-    name = name.strip()
-    if not name or len(name) > NAME_MAX:
+    name = optional_text(name, field, NAME_MAX)
+    if name is None:
         raise InvalidArgument.field(field, f"is required, at most {NAME_MAX} characters")
     return name
 
@@ -238,7 +271,7 @@ def check_grantable_role(role: str | None, field: str = "user.role") -> str:
 
 
 def check_logo_url(url: str | None, field: str = "organization.logo_url") -> str | None:
-    url = (url or "").strip()
+    url = optional_text(url, field, LOGO_URL_MAX) or ""
     if url and not url.startswith(("https://", "http://")):
         raise InvalidArgument.field(field, "must be an http(s) URL")
     return url or None
@@ -256,13 +289,25 @@ def validate_sign_up(request: SignUp) -> NewOrganization:
     return NewOrganization(name, slug, email, request.password, first, last)
 
 
+def validate_login(request: Login) -> None:
+    """Bounded text with no NUL (the only input errors a login reports: anything else fails
+    like a wrong password)."""
+    violations = Violations()
+    violations.check(bounded_text, request.organization_slug, "organization_slug", SLUG_LENGTH[1])
+    violations.check(bounded_text, request.email, "email", EMAIL_MAX)
+    violations.check(bounded_text, request.password, "password", PASSWORD_LENGTH[1])
+    violations.raise_if_any("invalid login request")
+
+
 def login_slug(slug: str) -> str:
     return slug.strip().lower()
 
 
+@lru_cache(maxsize=4096)
 def login_email(email: str) -> str | None:
     """The email as stored (check_email's form), or None when it cannot be one: the login
-    then fails like any other, after the same password work."""
+    then fails like any other, after the same password work. Remembered for the most recent
+    emails: a flood against one account then pays nothing to name it."""
     try:
         return check_email(email)
     except InvalidArgument:
@@ -295,6 +340,7 @@ def validate_user_update(request: UpdateUser) -> UserUpdate:
             changes[path] = violations.check(check_grantable_role, request.user.role)
         elif path == "is_active":
             changes[path] = request.user.is_active
+    violations.check(etag, request.etag, "user.etag")
     violations.raise_if_any("invalid user update")
     return UserUpdate(user_id, changes, request.etag)
 
@@ -311,8 +357,13 @@ def validate_organization_update(request: UpdateOrganization) -> OrganizationUpd
             changes[path] = violations.check(check_logo_url, organization.logo_url)
         elif path == "settings":
             changes[path] = violations.check(json_object_text, organization.settings or {}, "organization.settings")
+    violations.check(etag, request.etag, "organization.etag")
     violations.raise_if_any("invalid organization update")
     return OrganizationUpdate(changes, request.etag)
+
+
+def check_old_password(old_password: str) -> None:
+    bounded_text(old_password, "old_password", PASSWORD_LENGTH[1])
 
 
 def validate_password_change(old_password_ok: bool, new_password: str, email: str) -> None:
@@ -325,6 +376,7 @@ def validate_password_change(old_password_ok: bool, new_password: str, email: st
 
 def parse_refresh_token(token: str) -> tuple[UUID, str]:
     """A refresh token is `<organization id>.<secret>`: (the organization, the secret)."""
+    bounded_text(token, "refresh_token", REFRESH_TOKEN_MAX)
     org, _, secret = token.partition(".")
     try:
         return UUID(org), secret
@@ -334,6 +386,15 @@ def parse_refresh_token(token: str) -> tuple[UUID, str]:
 
 def parse_organization_id(value: str) -> UUID:
     return parse_uuid(value, "organization_id")
+
+
+def validate_service_token_request(organization_id: str, service_name: str, assertion: str) -> None:
+    """An organization id, bounded text with no NUL; whether they are right is the assertion's check."""
+    violations = Violations()
+    violations.check(parse_uuid, organization_id, "organization_id")
+    violations.check(bounded_text, service_name, "service_name", SERVICE_NAME_MAX)
+    violations.check(bounded_text, assertion, "assertion", ASSERTION_MAX)
+    violations.raise_if_any("invalid service token request")
 
 
 def check_changeable(user: User) -> None:
@@ -350,6 +411,97 @@ def check_keeps_an_admin(active_admins: list[UUID], demoted: UUID) -> None:
 def refresh_allowed(token: RefreshToken, user: User | None, now: datetime) -> bool:
     """A refresh token works once, before it expires, for a user who is still active."""
     return not token.spent and token.expires_at > now and user is not None and user.is_active
+
+
+# --- limits ----------------------------------------------------------------------------------
+# Each limited thing is a key: a scope and what it counts by. The limiter stores only the
+# key's SHA-256 digest, never the email or address itself.
+
+LOGIN_ACCOUNT = "login.account"
+LOGIN_ADDRESS = "login.address"
+SIGN_UP_ADDRESS = "sign_up.address"
+REFRESH_ADDRESS = "refresh.address"
+REFRESH_FAMILY = "refresh.family"
+CHANGE_PASSWORD_USER = "change_password.user"
+SERVICE_TOKEN = "service_token"
+
+
+def limit_key(scope: str, *parts: object) -> bytes:
+    return hashlib.sha256("\x1f".join([scope, *map(str, parts)]).encode()).digest()
+
+
+def login_account_key(slug: str, email: str | None, raw_email: str) -> bytes:
+    """One account, whether it exists or not (so a lock says nothing about existence): the
+    slug as looked up and the email as stored, or as typed when it cannot be an email."""
+    return limit_key(LOGIN_ACCOUNT, slug, email if email is not None else raw_email.strip().lower())
+
+
+@dataclass(frozen=True)
+class LimitVerdict:
+    retry_after: timedelta  # zero: go ahead
+    scope: str | None = None  # the limit that refused
+    locked_now: bool = False  # this attempt used the last one up and started the lock
+    key: bytes | None = None  # the key that refused
+
+    @property
+    def refused(self) -> bool:
+        return self.retry_after > timedelta(0)
+
+
+class LockCache:
+    """The locks this process has been told about, so that a flood against a locked key is
+    refused without a database round trip. Safe to believe: a lock only ever ends when its
+    time is up (a success could clear it, but no attempt gets through while it lasts), and
+    the database stays the truth every process shares. An entry is believed for at most
+    `max_age` seconds (then the database is asked again, which bounds how long an operator's
+    unlock goes unseen) and at most `size` keys are kept. Times are time.monotonic() values."""
+
+    def __init__(self, max_age: float = 1.0, size: int = 10_000) -> None:
+        self.max_age = max_age
+        self.size = size
+        self._entries: OrderedDict[bytes, tuple[float, float, str]] = OrderedDict()  # key -> (ends, stale, scope)
+
+    def remember(self, verdict: LimitVerdict, now: float) -> None:
+        if self.max_age <= 0 or verdict.key is None or not verdict.refused:
+            return
+        ends = now + verdict.retry_after.total_seconds()
+        self._entries[verdict.key] = (ends, now + self.max_age, verdict.scope or "")
+        self._entries.move_to_end(verdict.key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def refusal(self, checks: Sequence[tuple[str, bytes, object]], now: float) -> LimitVerdict | None:
+        """The refusal of the first of `checks` whose key is known to be locked, if any."""
+        for _, key, _ in checks:
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            ends, stale, scope = entry
+            if now < ends and now < stale:
+                return LimitVerdict(timedelta(seconds=ends - now), scope, key=key)
+            del self._entries[key]
+        return None
+
+
+def too_many_attempts(verdict: LimitVerdict) -> ResourceExhausted:
+    seconds = max(1, int(-(-verdict.retry_after.total_seconds() // 1)))
+    return ResourceExhausted(f"too many attempts; retry in {seconds} s", reason="TOO_MANY_ATTEMPTS",
+                             retry_after=verdict.retry_after, metadata={"limit": verdict.scope or ""})
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+def user_update_events(before: User, changes: dict[str, object]) -> list[tuple[str, dict]]:
+    """The audit events (action, details) of an update of `before` with `changes`."""
+    events: list[tuple[str, dict]] = []
+    if "role" in changes and changes["role"] != before.role:
+        events.append(("user.role_changed", {"from": before.role, "to": changes["role"]}))
+    if "is_active" in changes and changes["is_active"] != before.is_active:
+        events.append(("user.deactivated" if not changes["is_active"] else "user.reactivated", {}))
+    named = [name for name in ("first_name", "last_name") if name in changes and changes[name] != getattr(before, name)]
+    if named:
+        events.append(("user.updated", {"fields": named}))
+    return events
 
 
 # --- errors the repository raises for constraint violations ------------------------------------

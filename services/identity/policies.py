@@ -2,7 +2,8 @@
 
 Sign-up, login, refresh, logout, the public keys and the service-token exchange are public:
 the caller has no access token yet (they authenticate with what the request carries).
-Admins manage the organization and its users; every user may read them.
+Admins manage the organization and its users; every user may read them. Admins read the
+audit log.
 """
 
 from libs.authz import ADMIN, ANY_USER, PUBLIC, SERVICES
@@ -27,5 +28,8 @@ POLICIES = {
         "ListUsers": ANY_USER,
         "UpdateUser": ADMIN,
         "ChangePassword": ANY_USER,
+    },
+    "soulkg.identity.v1.AuditService": {
+        "ListAuditEvents": ADMIN,
     },
 }

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
+from libs.filtering import EQUALITY, ORDERING, FilterField, compile_filter, to_enum_label, to_timestamp
 from libs.persistence import IN_ORG, ORG_ROW, PageRequest, etag_of, keyset_after, update_sql
 from services.identity import domain
-from services.identity.domain import Organization, RefreshToken, User
+from services.identity.domain import AuditEvent, LimitVerdict, Organization, RefreshToken, User
 
 ORG_COLUMNS = "id, name, slug, logo, settings::text AS settings, created_at, updated_at"
 USER_COLUMNS = ("id, email, first_name, last_name, role::text AS role, is_active, last_login_at, "
@@ -90,6 +93,16 @@ def _columns(changes: dict[str, object], fields: dict[str, tuple[str, str]]) -> 
 async def organization_id_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:
     """Before login there is no organization yet: a SECURITY DEFINER lookup by slug."""
     return await conn.fetchval("SELECT auth.organization_id_by_slug($1)", slug)
+
+
+async def enter_organization_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:
+    """Login, in a transaction begun with no organization: the slug's organization (None when
+    there is none), which the rest of the transaction then runs as (transaction-local, like
+    every organization setting), so the user's row is read under its policies in the same
+    transaction. Saves the login a second transaction."""
+    return await conn.fetchval(
+        "SELECT o.id FROM auth.organization_id_by_slug($1) AS o(id), "
+        "LATERAL set_config('app.current_organization_id', coalesce(o.id::text, ''), true)", slug)
 
 
 async def create_organization(conn: asyncpg.Connection, org_id: UUID, name: str, slug: str) -> Organization:
@@ -214,3 +227,103 @@ async def revoke_family(conn: asyncpg.Connection, family_id: UUID) -> None:
 async def revoke_user_tokens(conn: asyncpg.Connection, user_id: UUID) -> None:
     await conn.execute(f"UPDATE refresh_tokens SET revoked_at = now() WHERE {IN_ORG} AND user_id = $1 "
                        "AND revoked_at IS NULL", user_id)
+
+
+# --- limits (auth_limits, through auth.limit_attempt / auth.limit_settle: migrations/0006) ---------
+
+class Limit(Protocol):
+    """A limit's numbers (libs.settings.RateLimit)."""
+
+    attempts: int
+    window_seconds: float
+    lock_seconds: float
+    max_lock_seconds: float
+
+
+_LIMIT_ATTEMPT = "SELECT retry_after, key_index, locked_now FROM auth.limit_attempt($1, $2, $3, $4, $5)"
+
+
+async def limit_attempt(conn: asyncpg.Connection, checks: Sequence[tuple[str, bytes, Limit]]) -> LimitVerdict:
+    """Count one attempt against each (scope, key, limit); the verdict names the scope that
+    refused it, if any. A refusal must be committed (it may have started a lock)."""
+    if not checks:
+        return LimitVerdict(timedelta(0))
+    row = await conn.fetchrow(
+        _LIMIT_ATTEMPT, [key for _, key, _ in checks], [limit.attempts for _, _, limit in checks],
+        [timedelta(seconds=limit.window_seconds) for _, _, limit in checks],
+        [timedelta(seconds=limit.lock_seconds) for _, _, limit in checks],
+        [timedelta(seconds=limit.max_lock_seconds) for _, _, limit in checks])
+    retry_after, index, locked_now = row
+    if retry_after <= timedelta(0):
+        return LimitVerdict(timedelta(0))
+    scope, key, _ = checks[index - 1]
+    return LimitVerdict(retry_after, scope, locked_now, key)
+
+
+async def limit_settle(conn: asyncpg.Connection, clear: Sequence[bytes] = (), refund: Sequence[bytes] = ()) -> None:
+    """After a success: forget the `clear` keys' counts, give one attempt back to `refund`'s."""
+    if clear or refund:
+        await conn.execute("SELECT auth.limit_settle($1, $2)", list(clear), list(refund))
+
+
+# --- service assertions ----------------------------------------------------------------------
+
+async def remember_assertion(conn: asyncpg.Connection, service_name: str, jti: str, expires_at: datetime) -> bool:
+    """True the first time this service's assertion `jti` is seen in the organization (until
+    it expires); False for a replay. Of two racing exchanges, the second waits for the
+    first's transaction and sees False when it commits. Expired entries are dropped here."""
+    await conn.execute(f"DELETE FROM service_assertions WHERE {IN_ORG} AND expires_at < now()")
+    return bool(await conn.fetchval(
+        """INSERT INTO service_assertions (organization_id, service_name, jti, expires_at)
+           VALUES ((SELECT app.current_org()), $1, $2, $3)
+           ON CONFLICT (organization_id, service_name, jti) DO NOTHING RETURNING true""",
+        service_name, jti, expires_at))
+
+
+# --- audit events (written through libs/audit.py; read here) --------------------------------------
+
+AUDIT_COLUMNS = ("id, created_at, actor_kind, actor_id, action, target_type, target_id, "
+                 "host(client_address) AS client_address, request_id, details::text AS details")
+ACTOR_KINDS = frozenset({"USER", "SERVICE", "ANONYMOUS"})
+# ListAuditEvents' filter (the proto and the README list them).
+AUDIT_FILTER_FIELDS = {
+    "actor_kind": FilterField("actor_kind", EQUALITY, to_enum_label(ACTOR_KINDS, "ACTOR_KIND_")),
+    "actor_id": FilterField("actor_id", EQUALITY, str),
+    "action": FilterField("action", EQUALITY, str),
+    "target_type": FilterField("target_type", EQUALITY, str),
+    "target_id": FilterField("target_id", EQUALITY, str),
+    "event_time": FilterField("created_at", ORDERING, to_timestamp),
+}
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A compiled ListAuditEvents filter (no I/O: compiled before the transaction)."""
+
+    where: str  # "" or a condition with parameters from $1
+    params: list
+
+
+def compile_audit_query(filter_text: str) -> AuditQuery:
+    return AuditQuery(*compile_filter(filter_text, AUDIT_FILTER_FIELDS, first_param=1))
+
+
+def _audit_event(row: asyncpg.Record) -> AuditEvent:
+    id_, created_at, kind, actor_id, action, target_type, target_id, address, request_id, details = row
+    value = json.loads(details)
+    return AuditEvent(id_, created_at, kind, actor_id, action, target_type, target_id, address, request_id,
+                      value if isinstance(value, dict) else {})
+
+
+async def list_audit_events(conn: asyncpg.Connection, query: AuditQuery, page: PageRequest) -> list[AuditEvent]:
+    """Newest first, keyset on (created_at, id)."""
+    conditions = [IN_ORG, query.where] if query.where else [IN_ORG]
+    args = list(query.params)
+    if page.after is not None:
+        conditions.append(keyset_after(("created_at", "id"), True, len(args) + 1))
+        args += page.after
+    args.append(page.limit)
+    rows = await conn.fetch(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_events WHERE {' AND '.join(conditions)} "
+        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}", *args)
+    return [_audit_event(row) for row in rows]

@@ -27,6 +27,15 @@ def user_message(user: domain.User) -> identity_pb2.User:
         update_time=timestamp(user.update_time), etag=user.etag)
 
 
+def audit_event_message(event: domain.AuditEvent) -> identity_pb2.AuditEvent:
+    return identity_pb2.AuditEvent(
+        id=str(event.id), event_time=timestamp(event.event_time),
+        actor_kind=enum_value(identity_pb2.AuditEvent.ActorKind, event.actor_kind), actor_id=event.actor_id or "",
+        action=event.action, target_type=event.target_type or "", target_id=event.target_id or "",
+        client_address=event.client_address or "", request_id=event.request_id or "",
+        details=json_to_struct(event.details))
+
+
 def _optional(message, name: str):
     return getattr(message, name) if message.HasField(name) else None
 
@@ -126,3 +135,14 @@ class UserServicer(identity_pb2_grpc.UserServiceServicer):
     async def ChangePassword(self, request, context):
         await self.service.change_password(require_principal(), request.old_password, request.new_password)
         return identity_pb2.ChangePasswordResponse()
+
+
+class AuditServicer(identity_pb2_grpc.AuditServiceServicer):
+    def __init__(self, service: IdentityService) -> None:
+        self.service = service
+
+    async def ListAuditEvents(self, request, context):
+        page = await self.service.list_audit_events(require_principal(), request.page_size, request.page_token,
+                                                    request.filter)
+        return identity_pb2.ListAuditEventsResponse(audit_events=[audit_event_message(e) for e in page.items],
+                                                    next_page_token=page.next_page_token)

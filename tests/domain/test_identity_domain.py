@@ -216,3 +216,92 @@ def test_the_repository_credentials_never_print_the_hash():
 async def test_unknown_users_cost_a_verification_and_fail():
     assert await domain.verify_password(None, PASSWORD) is False
     assert await domain.verify_password(await domain.hash_password(PASSWORD), PASSWORD) is True
+
+
+# --- limits, audit events and bounded text ----------------------------------------------------
+
+def test_one_account_is_one_limiter_key_however_the_email_is_typed():
+    email = domain.login_email("  Ada@Example.COM ")
+    assert domain.login_account_key("acme", email, "  Ada@Example.COM ") == \
+        domain.login_account_key("acme", domain.login_email("ada@example.com"), "ada@example.com")
+    assert domain.login_account_key("acme", email, "") != domain.login_account_key("other", email, "")
+    # Not an email at all: still one key per typed text, so guessing it is limited too.
+    assert domain.login_account_key("acme", None, "Not An Email") == domain.login_account_key("acme", None, "not an email")
+    assert len(domain.limit_key(domain.LOGIN_ADDRESS, "198.51.100.4")) == 32  # a digest, nothing readable
+
+
+def test_a_refusal_says_when_and_which_limit():
+    verdict = domain.LimitVerdict(timedelta(seconds=59.2), domain.LOGIN_ACCOUNT, locked_now=True)
+    assert verdict.refused and not domain.LimitVerdict(timedelta(0)).refused
+    error = domain.too_many_attempts(verdict)
+    assert error.code == "RESOURCE_EXHAUSTED" and error.reason == "TOO_MANY_ATTEMPTS"
+    assert error.retry_after == timedelta(seconds=59.2) and error.metadata == {"limit": "login.account"}
+    assert "60 s" in error.message
+
+
+@pytest.mark.parametrize("changes,events", [
+    ({"role": "ADMIN"}, [("user.role_changed", {"from": "MANAGER", "to": "ADMIN"})]),
+    ({"role": "MANAGER"}, []),  # unchanged: nothing to record
+    ({"is_active": False}, [("user.deactivated", {})]),
+    ({"is_active": True}, []),
+    ({"first_name": "Ada", "last_name": None}, [("user.updated", {"fields": ["first_name"]})]),
+    ({"role": "ADMIN", "is_active": False, "first_name": "Ada"},
+     [("user.role_changed", {"from": "MANAGER", "to": "ADMIN"}), ("user.deactivated", {}),
+      ("user.updated", {"fields": ["first_name"]})]),
+])
+def test_a_user_update_makes_the_audit_events_of_what_really_changed(changes, events):
+    assert domain.user_update_events(_user(), changes) == events
+    if changes == {"is_active": True}:
+        assert domain.user_update_events(_user(is_active=False), changes) == [("user.reactivated", {})]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("organization_slug", "a" * 64), ("email", "a" * 250 + "@x.io"), ("password", "p" * 257),
+    ("organization_slug", "acme\x00"), ("email", "a\x00@example.com"), ("password", "correct\x00horse"),
+])
+def test_a_login_refuses_oversized_text_and_nul_naming_the_field(field, value):
+    request = {"organization_slug": "acme", "email": "a@example.com", "password": PASSWORD, field: value}
+    with pytest.raises(InvalidArgument) as caught:
+        domain.validate_login(domain.Login(**request))
+    assert violations(caught) == {field}
+
+
+def test_passwords_names_urls_and_tokens_refuse_nul_naming_the_field():
+    with pytest.raises(InvalidArgument) as caught:
+        domain.check_password("correct\x00horse battery", None)
+    assert violations(caught) == {"password"}
+    for check, value, field in [
+        (domain.check_organization_name, "Acme\x00", "organization_name"),
+        (domain.check_logo_url, "https://example.com/\x00.png", "organization.logo_url"),
+        (domain.check_logo_url, "https://example.com/" + "x" * 2048, "organization.logo_url"),
+        (domain.parse_refresh_token, f"{uuid.uuid4()}.{'x' * 200}", "refresh_token"),
+        (domain.parse_refresh_token, f"{uuid.uuid4()}.se\x00cret", "refresh_token"),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            check(value)
+        assert violations(caught) == {field}, value
+    with pytest.raises(InvalidArgument) as caught:
+        domain.validate_service_token_request(str(uuid.uuid4()), "web\x00hook", "x" * 9000)
+    assert violations(caught) == {"service_name", "assertion"}
+
+
+def test_a_process_believes_a_lock_until_it_ends_or_its_word_grows_old():
+    cache = domain.LockCache(max_age=1.0, size=2)
+    key = domain.limit_key(domain.LOGIN_ACCOUNT, "acme", "a@example.com")
+    checks = [(domain.LOGIN_ACCOUNT, key, None)]
+    assert cache.refusal(checks, now=100.0) is None
+    cache.remember(domain.LimitVerdict(timedelta(seconds=30), domain.LOGIN_ACCOUNT, key=key), now=100.0)
+    refusal = cache.refusal(checks, now=100.5)
+    assert refusal.refused and refusal.scope == domain.LOGIN_ACCOUNT
+    assert refusal.retry_after == timedelta(seconds=29.5)
+    assert cache.refusal(checks, now=101.5) is None  # older than max_age: ask the database again
+    cache.remember(domain.LimitVerdict(timedelta(seconds=0.2), domain.LOGIN_ACCOUNT, key=key), now=200.0)
+    assert cache.refusal(checks, now=200.3) is None  # the lock itself is over
+    # Bounded: the oldest key goes first; nothing is kept when caching is off or nothing was refused.
+    for name in ("a", "b", "c"):
+        cache.remember(domain.LimitVerdict(timedelta(seconds=9), "s", key=name.encode()), now=300.0)
+    assert cache.refusal([("s", b"a", None)], now=300.1) is None
+    assert cache.refusal([("s", b"c", None)], now=300.1) is not None
+    off = domain.LockCache(max_age=0)
+    off.remember(domain.LimitVerdict(timedelta(seconds=9), "s", key=b"a"), now=0.0)
+    assert off.refusal([("s", b"a", None)], now=0.1) is None

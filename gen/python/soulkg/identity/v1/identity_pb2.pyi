@@ -8,6 +8,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from soulkg.identity.v1 import enums_pb2 as _enums_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -238,3 +239,55 @@ class ChangePasswordRequest(_message.Message):
 class ChangePasswordResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("id", "event_time", "actor_kind", "actor_id", "action", "target_type", "target_id", "client_address", "request_id", "details")
+    class ActorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTOR_KIND_UNSPECIFIED: _ClassVar[AuditEvent.ActorKind]
+        ACTOR_KIND_USER: _ClassVar[AuditEvent.ActorKind]
+        ACTOR_KIND_SERVICE: _ClassVar[AuditEvent.ActorKind]
+        ACTOR_KIND_ANONYMOUS: _ClassVar[AuditEvent.ActorKind]
+    ACTOR_KIND_UNSPECIFIED: AuditEvent.ActorKind
+    ACTOR_KIND_USER: AuditEvent.ActorKind
+    ACTOR_KIND_SERVICE: AuditEvent.ActorKind
+    ACTOR_KIND_ANONYMOUS: AuditEvent.ActorKind
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_KIND_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    event_time: _timestamp_pb2.Timestamp
+    actor_kind: AuditEvent.ActorKind
+    actor_id: str
+    action: str
+    target_type: str
+    target_id: str
+    client_address: str
+    request_id: str
+    details: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_kind: _Optional[_Union[AuditEvent.ActorKind, str]] = ..., actor_id: _Optional[str] = ..., action: _Optional[str] = ..., target_type: _Optional[str] = ..., target_id: _Optional[str] = ..., client_address: _Optional[str] = ..., request_id: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "filter")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    filter: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("audit_events", "next_page_token")
+    AUDIT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    audit_events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, audit_events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

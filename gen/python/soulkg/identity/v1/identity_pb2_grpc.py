@@ -46,9 +46,17 @@ class AuthServiceStub:
     * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
     unknown, expired, revoked or already used (reuse ends the whole session).
     * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
-    assertion that does not verify.
+    assertion that does not verify (or has no `jti`).
+    * ASSERTION_REPLAYED (UNAUTHENTICATED): IssueServiceToken with an assertion
+    whose `jti` was already exchanged: each assertion works once.
     * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
     that does not exist.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): a brute-force or rate limit
+    refused the call before any work: Login (per account, per client
+    address), SignUp (per client address), Refresh (per client address, per
+    session) or IssueServiceToken (per service and organization). A
+    google.rpc.RetryInfo detail says when to retry; ErrorInfo.metadata
+    `limit` names the limit (`login.account`, `login.address`, ...).
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
@@ -118,9 +126,17 @@ class AuthServiceServicer:
     * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
     unknown, expired, revoked or already used (reuse ends the whole session).
     * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
-    assertion that does not verify.
+    assertion that does not verify (or has no `jti`).
+    * ASSERTION_REPLAYED (UNAUTHENTICATED): IssueServiceToken with an assertion
+    whose `jti` was already exchanged: each assertion works once.
     * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
     that does not exist.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): a brute-force or rate limit
+    refused the call before any work: Login (per account, per client
+    address), SignUp (per client address), Refresh (per client address, per
+    session) or IssueServiceToken (per service and organization). A
+    google.rpc.RetryInfo detail says when to retry; ErrorInfo.metadata
+    `limit` names the limit (`login.account`, `login.address`, ...).
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
@@ -239,9 +255,17 @@ class AuthService:
     * INVALID_REFRESH_TOKEN (UNAUTHENTICATED): Refresh with a token that is
     unknown, expired, revoked or already used (reuse ends the whole session).
     * INVALID_SERVICE_ASSERTION (UNAUTHENTICATED): IssueServiceToken with an
-    assertion that does not verify.
+    assertion that does not verify (or has no `jti`).
+    * ASSERTION_REPLAYED (UNAUTHENTICATED): IssueServiceToken with an assertion
+    whose `jti` was already exchanged: each assertion works once.
     * ORGANIZATION_NOT_FOUND (NOT_FOUND): IssueServiceToken for an organization
     that does not exist.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): a brute-force or rate limit
+    refused the call before any work: Login (per account, per client
+    address), SignUp (per client address), Refresh (per client address, per
+    session) or IssueServiceToken (per service and organization). A
+    google.rpc.RetryInfo detail says when to retry; ErrorInfo.metadata
+    `limit` names the limit (`login.account`, `login.address`, ...).
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS (ALREADY_EXISTS),
@@ -623,6 +647,9 @@ class UserServiceStub:
     * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
     without an active admin.
     * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): ChangePassword after too many
+    wrong old passwords (per user); a google.rpc.RetryInfo detail says when
+    to retry.
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
@@ -689,6 +716,9 @@ class UserServiceServicer:
     * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
     without an active admin.
     * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): ChangePassword after too many
+    wrong old passwords (per user); a google.rpc.RetryInfo detail says when
+    to retry.
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
@@ -795,6 +825,9 @@ class UserService:
     * LAST_ADMIN (FAILED_PRECONDITION): UpdateUser would leave the organization
     without an active admin.
     * NOT_A_USER (PERMISSION_DENIED): ChangePassword by a service token.
+    * TOO_MANY_ATTEMPTS (RESOURCE_EXHAUSTED): ChangePassword after too many
+    wrong old passwords (per user); a google.rpc.RetryInfo detail says when
+    to retry.
 
     Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
     MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
@@ -935,6 +968,178 @@ class UserService:
             '/soulkg.identity.v1.UserService/ChangePassword',
             soulkg_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
             soulkg_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """The organization's audit log: who did what, when, from where. Append-only:
+    every service records its security-relevant actions in the same
+    transaction as the change (a change that is rolled back leaves no event),
+    and nothing updates or deletes an event. Readable by admins only.
+
+    Actions (stable dotted names): `organization.created`,
+    `organization.updated`, `user.created`, `user.updated`,
+    `user.role_changed`, `user.deactivated`, `user.reactivated`,
+    `user.password_changed`, `auth.login_succeeded`, `auth.login_failed`,
+    `auth.login_locked`, `auth.refresh_reused`, `service_token.issued`,
+    `client.deleted`, `client.status_changed`; services that come later add
+    their own.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListAuditEvents' `filter` does not
+    parse or names an unknown field or value.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAuditEvents = channel.unary_unary(
+                '/soulkg.identity.v1.AuditService/ListAuditEvents',
+                request_serializer=soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """The organization's audit log: who did what, when, from where. Append-only:
+    every service records its security-relevant actions in the same
+    transaction as the change (a change that is rolled back leaves no event),
+    and nothing updates or deletes an event. Readable by admins only.
+
+    Actions (stable dotted names): `organization.created`,
+    `organization.updated`, `user.created`, `user.updated`,
+    `user.role_changed`, `user.deactivated`, `user.reactivated`,
+    `user.password_changed`, `auth.login_succeeded`, `auth.login_failed`,
+    `auth.login_locked`, `auth.refresh_reused`, `service_token.issued`,
+    `client.deleted`, `client.status_changed`; services that come later add
+    their own.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListAuditEvents' `filter` does not
+    parse or names an unknown field or value.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
+    """
+
+    def ListAuditEvents(self, request, context):
+        """Lists the organization's audit events, newest first (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'soulkg.identity.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('soulkg.identity.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """The organization's audit log: who did what, when, from where. Append-only:
+    every service records its security-relevant actions in the same
+    transaction as the change (a change that is rolled back leaves no event),
+    and nothing updates or deletes an event. Readable by admins only.
+
+    Actions (stable dotted names): `organization.created`,
+    `organization.updated`, `user.created`, `user.updated`,
+    `user.role_changed`, `user.deactivated`, `user.reactivated`,
+    `user.password_changed`, `auth.login_succeeded`, `auth.login_failed`,
+    `auth.login_locked`, `auth.refresh_reused`, `service_token.issued`,
+    `client.deleted`, `client.status_changed`; services that come later add
+    their own.
+
+    Errors (google.rpc.ErrorInfo.reason, domain "identity.soulkg.dev"), with
+    the status code in parentheses:
+
+    * INVALID_ARGUMENT (INVALID_ARGUMENT): a field is malformed; a
+    google.rpc.BadRequest detail names every offending field at once.
+    * INVALID_FILTER (INVALID_ARGUMENT): ListAuditEvents' `filter` does not
+    parse or names an unknown field or value.
+
+    Any method may also return: MALFORMED_REQUEST (INVALID_ARGUMENT),
+    MISSING_TOKEN (UNAUTHENTICATED), MALFORMED_AUTHORIZATION (UNAUTHENTICATED),
+    INVALID_TOKEN (UNAUTHENTICATED), TOKEN_EXPIRED (UNAUTHENTICATED), UNKNOWN_KEY
+    (UNAUTHENTICATED), NO_VERIFIER (UNAUTHENTICATED), USER_INACTIVE
+    (UNAUTHENTICATED), ROLE_REQUIRED (PERMISSION_DENIED), NO_POLICY
+    (PERMISSION_DENIED), ROW_LEVEL_SECURITY (PERMISSION_DENIED), ALREADY_EXISTS
+    (ALREADY_EXISTS), REFERENCE_NOT_FOUND (FAILED_PRECONDITION),
+    CONSTRAINT_VIOLATION (INVALID_ARGUMENT), INVALID_VALUE (INVALID_ARGUMENT),
+    CONCURRENCY_CONFLICT (ABORTED), DEADLINE_PASSED (DEADLINE_EXCEEDED),
+    DATABASE_TIMEOUT (DEADLINE_EXCEEDED), TIMEOUT (DEADLINE_EXCEEDED),
+    DATABASE_UNAVAILABLE (UNAVAILABLE), BACKEND_UNAVAILABLE (UNAVAILABLE),
+    INTERNAL (INTERNAL).
+    """
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/soulkg.identity.v1.AuditService/ListAuditEvents',
+            soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
+            soulkg_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
