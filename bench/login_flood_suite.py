@@ -8,14 +8,17 @@ with no flood.
   generator send wrong passwords for the flooded account (their answers are not measured;
   their codes go to the generator's log).
 
-Every request comes from 127.0.0.1: a limit per client address would slow the measured
-logins as much as the flood's, so a per-address limit needs the flood from other addresses
-(or a trusted proxy's forwarded address) to be measured fairly here.
+identity trusts the loopback as a proxy here, so each request names its client address in
+`x-forwarded-for` (as bench/login_flood.py does): each measured worker keeps one address, and
+every attempt of the flood comes from a new one, so that only the per-account limit can stop
+it (the hardest case for the other accounts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import sys
 from collections import Counter
 
@@ -57,8 +60,13 @@ def _sign_up(port: int) -> None:
                     raise
 
 
+def random_address() -> str:
+    return f"2001:db8:{secrets.randbelow(2**16):x}:{secrets.randbelow(2**16):x}::1"
+
+
 def setup(bench: Bench) -> list[Workload]:
-    port = bench.service("identity")
+    port = bench.service("identity", label="identity, loopback trusted as a proxy",
+                         SOULKG_TRUSTED_PROXIES=json.dumps(["127.0.0.0/8"]))
     _sign_up(port)
     spec = {"target": f"127.0.0.1:{port}"}
     # A login takes tens of milliseconds: longer rounds, for enough of them in each.
@@ -82,9 +90,11 @@ async def logins(spec: dict) -> Load:
     channels = grpc_channels(spec["target"])
     calls = [channel.unary_unary(LOGIN) for channel in channels]
     requests = _requests(1, ACCOUNTS, PASSWORD)
+    addresses: dict[int, tuple] = {}  # one client address per worker
 
     async def call(i: int) -> None:
-        await calls[i % len(calls)](requests[i % len(requests)], timeout=10)
+        metadata = addresses.setdefault(i, (("x-forwarded-for", random_address()),))
+        await calls[i % len(calls)](requests[i % len(requests)], metadata=metadata, timeout=10)
 
     return Load(call=call, close=lambda: close_channels(channels))
 
@@ -99,7 +109,8 @@ async def flooded_logins(spec: dict) -> Load:
     async def flood(i: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await calls[i % len(calls)](wrong, timeout=10)
+                await calls[i % len(calls)](wrong, metadata=(("x-forwarded-for", random_address()),),
+                                            timeout=10)
                 answers["OK"] += 1
             except Exception as exc:  # noqa: BLE001 - the flood's answers are counted, not measured
                 answers[error_code(exc)] += 1
