@@ -19,13 +19,13 @@ and `setup` returns one `Workload` per name the compares use, each with its driv
   load-generator process (bench/loadgen.py); anything needing a different body per request,
   SQL ceilings, or a workload that measures itself.
 
-bench/run.py finds every module with a `SUITE`, calls the setups, and measures each group of
-workloads that the compares connect (a workload, its ceiling, their other ceilings) in
-interleaved rounds: one warm-up round, then `rounds` rounds in which every member of the group
-runs once, in the declared order on even rounds and reversed on odd ones (A B C, C B A, ...),
-so the drift of a shared machine reaches a workload and its ceiling alike. A compare's ratio is
-the median of its per-round ratios, with their spread; a spread wider than the tolerance prints
-`noisy` instead of a verdict.
+bench/run.py finds every module with a `SUITE`, calls the setups, and measures each compare
+as alternating pairs: after a warm-up, `rounds` pairs of the workload and its ceiling run back
+to back, A B then B A, ... so that the drift of a shared machine reaches both sides alike. A
+compare's ratio is the median of its pairs' ratios, with their spread; a spread wider than the
+tolerance prints `noisy` instead of a verdict. The workloads the compares connect form a group
+whose load generators live through all its pairs. Every round also records the CPU time per
+call of the server the workload loads, of PostgreSQL and of the load generator.
 """
 
 from __future__ import annotations

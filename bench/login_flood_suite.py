@@ -8,14 +8,17 @@ with no flood.
   generator send wrong passwords for the flooded account (their answers are not measured;
   their codes go to the generator's log).
 
-Every request comes from 127.0.0.1: a limit per client address would slow the measured
-logins as much as the flood's, so a per-address limit needs the flood from other addresses
-(or a trusted proxy's forwarded address) to be measured fairly here.
+identity trusts the loopback as a proxy here, so each request names its client address in
+`x-forwarded-for` (as bench/login_flood.py does): each measured worker keeps one address, and
+every attempt of the flood comes from a new one, so that only the per-account limit can stop
+it (the hardest case for the other accounts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import sys
 from collections import Counter
 
@@ -39,27 +42,42 @@ def _email(i: int) -> str:
     return f"admin@{_slug(i)}.example.com"
 
 
-def _sign_up(port: int) -> None:
-    """The accounts, once (a later run finds them: ALREADY_EXISTS)."""
+def _sign_up(port: int, admin_url: str) -> None:
+    """The accounts, once: later runs find them. Each sign-up names an address of its own
+    (sign-ups are rate limited per address, and identity here trusts the loopback as a proxy)."""
     import grpc
 
     from soulkg.identity.v1 import identity_pb2
 
+    async def existing() -> set[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(admin_url)
+        try:
+            return {r[0] for r in await conn.fetch("SELECT slug FROM organizations WHERE slug = ANY($1)",
+                                                   [_slug(i) for i in range(ACCOUNTS)])}
+        finally:
+            await conn.close()
+
+    have = asyncio.run(existing())
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         sign_up = channel.unary_unary("/soulkg.identity.v1.AuthService/SignUp",
                                       request_serializer=identity_pb2.SignUpRequest.SerializeToString)
         for i in range(ACCOUNTS):
-            try:
+            if _slug(i) not in have:
                 sign_up(identity_pb2.SignUpRequest(organization_name=f"Bench login {i}", organization_slug=_slug(i),
-                                                   email=_email(i), password=PASSWORD), timeout=10)
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                    raise
+                                                   email=_email(i), password=PASSWORD),
+                        metadata=(("x-forwarded-for", random_address()),), timeout=10)
+
+
+def random_address() -> str:
+    return f"2001:db8:{secrets.randbelow(2**16):x}:{secrets.randbelow(2**16):x}::1"
 
 
 def setup(bench: Bench) -> list[Workload]:
-    port = bench.service("identity")
-    _sign_up(port)
+    port = bench.service("identity", label="identity, loopback trusted as a proxy",
+                         SOULKG_TRUSTED_PROXIES=json.dumps(["127.0.0.0/8"]))
+    _sign_up(port, bench.ds.urls.admin)
     spec = {"target": f"127.0.0.1:{port}"}
     # A login takes tens of milliseconds: longer rounds, for enough of them in each.
     return [Workload(NORMAL, Python(f"{__name__}:logins", spec), concurrency=LOGIN_WORKERS, seconds=1.5),
@@ -82,9 +100,11 @@ async def logins(spec: dict) -> Load:
     channels = grpc_channels(spec["target"])
     calls = [channel.unary_unary(LOGIN) for channel in channels]
     requests = _requests(1, ACCOUNTS, PASSWORD)
+    addresses: dict[int, tuple] = {}  # one client address per worker
 
     async def call(i: int) -> None:
-        await calls[i % len(calls)](requests[i % len(requests)], timeout=10)
+        metadata = addresses.setdefault(i, (("x-forwarded-for", random_address()),))
+        await calls[i % len(calls)](requests[i % len(requests)], metadata=metadata, timeout=10)
 
     return Load(call=call, close=lambda: close_channels(channels))
 
@@ -99,7 +119,8 @@ async def flooded_logins(spec: dict) -> Load:
     async def flood(i: int, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await calls[i % len(calls)](wrong, timeout=10)
+                await calls[i % len(calls)](wrong, metadata=(("x-forwarded-for", random_address()),),
+                                            timeout=10)
                 answers["OK"] += 1
             except Exception as exc:  # noqa: BLE001 - the flood's answers are counted, not measured
                 answers[error_code(exc)] += 1

@@ -2,11 +2,12 @@
 
 Sets up its own data (bench/dataset.py: 1,000,000 clients, COPY-loaded, kept in .data/bench),
 finds every workload module (a `SUITE` in bench/*.py: see bench/harness.py), lets each start
-its servers (separate processes, logging to .data/bench/logs/<run>/), measures each group of
-workloads in interleaved rounds, prints one table and writes it with the machine's facts to
-bench/results/<date>-<commit>.json and bench/results/latest.json.
+its servers (separate processes, logging to .data/bench/logs/<run>/), measures every compare
+as alternating pairs of rounds (a workload and its ceiling back to back), prints one table and
+writes it with the machine's facts to bench/results/<date>-<commit>.json and latest.json.
 
-    python -m bench.run [--quick] [--suite NAME ...] [--only REGEX] [--rounds N] [--seconds S]
+    python -m bench.run [--quick] [--suite NAME ...] [--only REGEX] [--rounds N] [--seconds S] [--cpu]
+    python -m bench.run --suite experiments --cpu      where GetClient's time goes (not in make bench)
 """
 
 from __future__ import annotations
