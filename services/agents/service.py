@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from uuid import UUID
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -16,7 +17,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from libs import clients as service_clients
 from libs.clients import ServiceClients
 from libs.errors import ServiceError
-from libs.idempotency import claim_request_id, record_request_id
+from libs.idempotency import claim_request_id, create_once, record_request_id
 from libs.persistence import KeysetPager, Page, check_etag, found
 from libs.tenancy.context import Principal
 from libs.tenancy.database import TenantDatabase
@@ -68,15 +69,13 @@ class ConfigurationsService:
     async def create(self, request: domain.Create) -> AgentConfiguration:
         new = domain.validate_configuration_create(request)
         async with self.db.transaction() as conn:
-            existing = await claim_request_id(conn, CREATE_CONFIGURATION, new.request_id)
-            if existing is not None:
-                return found(await repo.get_configuration(conn, existing), "agent_configuration")
-            if new.values["is_active"]:
-                await repo.lock_agent_type(conn, "active", new.values["agent_type"])
-                await repo.deactivate_configurations(conn, new.values["agent_type"], None)
-            configuration = await repo.insert_configuration(conn, new.values)
-            await record_request_id(conn, CREATE_CONFIGURATION, new.request_id, configuration.id)
-            return configuration
+            async def insert() -> AgentConfiguration:
+                if new.values["is_active"]:
+                    await repo.lock_agent_type(conn, "active", new.values["agent_type"])
+                    await repo.deactivate_configurations(conn, new.values["agent_type"], None)
+                return await repo.insert_configuration(conn, new.values)
+            return await create_once(conn, CREATE_CONFIGURATION, new.request_id, create=insert,
+                                     existing=partial(repo.get_configuration, conn), resource="agent_configuration")
 
     async def get(self, row_id: UUID) -> AgentConfiguration:
         async with self.db.transaction(readonly=True) as conn:
@@ -116,15 +115,13 @@ class VariantsService:
     async def create(self, request: domain.Create) -> PromptVariant:
         new = domain.validate_variant_create(request)
         async with self.db.transaction() as conn:
-            existing = await claim_request_id(conn, CREATE_VARIANT, new.request_id)
-            if existing is not None:
-                return found(await repo.get_variant(conn, existing), "prompt_variant")
-            if new.values["is_default"]:
-                await repo.lock_agent_type(conn, "default", new.values["agent_type"])
-                await repo.clear_default(conn, new.values["agent_type"], None)
-            variant = await repo.insert_variant(conn, new.values)
-            await record_request_id(conn, CREATE_VARIANT, new.request_id, variant.id)
-            return variant
+            async def insert() -> PromptVariant:
+                if new.values["is_default"]:
+                    await repo.lock_agent_type(conn, "default", new.values["agent_type"])
+                    await repo.clear_default(conn, new.values["agent_type"], None)
+                return await repo.insert_variant(conn, new.values)
+            return await create_once(conn, CREATE_VARIANT, new.request_id, create=insert,
+                                     existing=partial(repo.get_variant, conn), resource="prompt_variant")
 
     async def get(self, row_id: UUID) -> PromptVariant:
         async with self.db.transaction(readonly=True) as conn:
@@ -342,12 +339,9 @@ class AnalysesService:
     async def create(self, request: domain.Create) -> DialogueAnalysis:
         new = domain.validate_analysis_create(request)
         async with self.db.transaction() as conn:
-            existing = await claim_request_id(conn, CREATE_ANALYSIS, new.request_id)
-            if existing is not None:
-                return found(await repo.get_analysis(conn, existing), "dialogue_analysis")
-            analysis = await repo.insert_analysis(conn, new.values)
-            await record_request_id(conn, CREATE_ANALYSIS, new.request_id, analysis.id)
-            return analysis
+            return await create_once(conn, CREATE_ANALYSIS, new.request_id,
+                                     create=partial(repo.insert_analysis, conn, new.values),
+                                     existing=partial(repo.get_analysis, conn), resource="dialogue_analysis")
 
     async def get(self, row_id: UUID) -> DialogueAnalysis:
         async with self.db.transaction(readonly=True) as conn:
