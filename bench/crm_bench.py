@@ -143,9 +143,9 @@ def setup(bench: Bench) -> list[Workload]:
         Workload(KEYSET_DEEP, sql(KEYSET_DEEP_SQL, "ListClients", deep_args)),
         Workload(OFFSET_FIRST, sql(OFFSET_SQL, "ListClients", [["int", 0]])),
         Workload(OFFSET_DEEP, sql(OFFSET_SQL, "ListClients", [["int", DEEP_POSITION]])),
-        Workload(CREATE, write("create_client", target=f"127.0.0.1:{crm}", token=user)),
+        Workload(CREATE, write("create_client", target=f"127.0.0.1:{crm}", token=user), server=crm),
         Workload(CREATE_SQL, write("create_client_sql", dsn=ds.urls.service("crm"))),
-        Workload(CHANGE, write("change_status", target=f"127.0.0.1:{crm}", token=user, client_ids=clients)),
+        Workload(CHANGE, write("change_status", target=f"127.0.0.1:{crm}", token=user, client_ids=clients), server=crm),
         Workload(CHANGE_SQL, write("change_status_sql", dsn=ds.urls.service("crm"), client_ids=sql_clients)),
     ]
 

@@ -135,8 +135,8 @@ def setup(bench: Bench) -> list[Workload]:
 
     sql = {"dsn": ds.urls.service("messaging"), "org": bench.org}
     return [
-        Workload(INGEST_NEW, load("ingest_new", target=f"127.0.0.1:{messaging}", token=webhook)),
-        Workload(GET_OR_CREATE, load("get_or_create", target=f"127.0.0.1:{crm}", token=webhook)),
+        Workload(INGEST_NEW, load("ingest_new", target=f"127.0.0.1:{messaging}", token=webhook), server=messaging),
+        Workload(GET_OR_CREATE, load("get_or_create", target=f"127.0.0.1:{crm}", token=webhook), server=crm),
         Workload(INGEST_SQL, load("ingestion_sql", **sql, conversations=conversations)),
         Workload(INGEST_DUP, Grpc(messaging, INGEST, duplicate.SerializeToString(), webhook)),
         Workload(CRM_GET, Grpc(crm, "/soulkg.crm.v1.ClientService/GetClient",

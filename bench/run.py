@@ -229,6 +229,7 @@ def main() -> int:
               "in flight", flush=True)
         for number, (group, group_compares) in enumerate(plan, 1):
             began = time.monotonic()
+            dataset.settle(ds)
             group_pairs, results, errors = measure(group, group_compares, bench_, timing, use_h2load)
             pairs.update(group_pairs)
             rounds.update(results)
