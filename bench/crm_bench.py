@@ -1,8 +1,8 @@
 """crm's workloads for `make bench`, each next to the ceiling it cannot beat.
 
-- GetClient (a user's token: every transaction also runs `auth.assert_caller`) against the
+- GetClient (a user's token: its one statement also runs `auth.assert_caller`) against the
   bare transport (bench/echo_server.py answering with as many bytes), its own SQL through
-  asyncpg (the service's transaction, statement for statement), the same server as a
+  asyncpg (the service's single_read() statement), the same server as a
   BYPASSRLS role (what row-level security costs), the same call with the `agents` service
   token (no user, so no caller check: what the check of issue 8 costs), and crm with 2
   worker processes.
@@ -118,10 +118,10 @@ def setup(bench: Bench) -> list[Workload]:
     reply_size = len(_call(crm, SERVICE + "GetClient", get, user))
     echo = bench.start("echo", ["-m", "bench.echo_server", str(reply_size), "{port}"], ready=port_open)
 
-    def sql(sql_text: str, method: str, args=(), readonly: bool = True) -> Python:
+    def sql(sql_text: str, method: str, args=(), readonly: bool = True, single: bool = False) -> Python:
         return Python("bench.loadgen:sql_query", {"dsn": ds.urls.service("crm"), "org": bench.org, "sql": sql_text,
                                                   "args": list(args), "caller": bench.admin,
-                                                  "roles": roles(method), "readonly": readonly})
+                                                  "roles": roles(method), "readonly": readonly, "single": single})
 
     def write(factory: str, **spec) -> Python:
         return Python(f"bench.crm_bench:{factory}", {"org": bench.org, "caller": bench.admin, **spec})
@@ -132,7 +132,7 @@ def setup(bench: Bench) -> list[Workload]:
     return [
         Workload(ECHO, Grpc(echo, "/bench.Echo/Call", get)),
         Workload(GET, Grpc(crm, SERVICE + "GetClient", get, user)),
-        Workload(GET_SQL_NAME, sql(GET_SQL, "GetClient", [["uuid", ids[0]]])),
+        Workload(GET_SQL_NAME, sql(GET_SQL, "GetClient", [["uuid", ids[0]]], single=True)),
         Workload(GET_BYPASS, Grpc(bypass, SERVICE + "GetClient", get, user)),
         Workload(GET_SERVICE, Grpc(crm, SERVICE + "GetClient", get, agents)),
         Workload(GET_TWO, Grpc(two, SERVICE + "GetClient", get, user)),

@@ -5,9 +5,9 @@
 Experiments, by name:
 - `option:NAME=VALUE`: a gRPC server option added to the ones libs/server/bootstrap.py sets
   (e.g. `option:grpc.max_concurrent_streams=16`);
-- `one-statement-get`: GetClient reads through TenantDatabase.single_read(): one statement and
-  one round trip instead of three (BEGIN with the settings and the caller check; the SELECT;
-  COMMIT);
+- `transaction-get`: GetClient as it was before it read through TenantDatabase.single_read():
+  three round trips (BEGIN with the settings and the caller check; the SELECT; COMMIT)
+  instead of one statement;
 - `one-statement-list`: the same for ListClients (one SELECT per page);
 - `no-log-context`: the interceptor without its per-call log context (an upper bound of
   what a cheaper log context could save; not shippable).
@@ -22,15 +22,15 @@ from uuid import UUID
 from grpc import aio
 
 
-def _one_statement_get() -> None:
-    """ClientsService.get with TenantDatabase.single_read() for its transaction: what the
-    service's change would be, line for line."""
+def _transaction_get() -> None:
+    """ClientsService.get as it was before it adopted single_read(): a read-only transaction,
+    three round trips (BEGIN with the settings and the caller check; the SELECT; COMMIT)."""
     from libs.persistence import found
     from services.crm import repository as repo
     from services.crm.service import ClientsService
 
     async def get(self, client_id: UUID):
-        async with self.db.single_read() as conn:
+        async with self.db.transaction(readonly=True) as conn:
             client = await repo.get_client(conn, client_id)
         return found(client, "client")
 
@@ -93,8 +93,8 @@ def main(experiments: list[str]) -> None:
     for experiment in experiments:
         if experiment.startswith("option:"):
             _option(experiment.removeprefix("option:"))
-        elif experiment == "one-statement-get":
-            _one_statement_get()
+        elif experiment == "transaction-get":
+            _transaction_get()
         elif experiment == "one-statement-list":
             _one_statement_list()
         elif experiment == "no-log-context":

@@ -223,13 +223,26 @@ def _typed(tag: str, value):
 
 
 async def sql_query(spec: dict) -> Load:
-    """One statement in the service's transaction: the first round trip (begin_sql), the
-    statement, COMMIT. spec: dsn, org, sql, args [[type, value]], and caller + roles when the
-    service's call is a user's (it then runs the caller check too)."""
+    """One statement as the service runs it. spec: dsn, org, sql, args [[type, value]], and
+    caller + roles when the service's call is a user's (it then runs the caller check too).
+    In the service's transaction: the first round trip (begin_sql), the statement, COMMIT; with
+    "single": true, as TenantDatabase.single_read() runs it: one statement, one round trip."""
     pool = await sql_pool(spec["dsn"])
-    begin = begin_sql(spec["org"], caller=spec.get("caller"), roles=tuple(spec.get("roles", ())),
-                      readonly=spec.get("readonly", False))
+    caller, roles = spec.get("caller"), sorted(spec.get("roles", ()))
     sql, args = spec["sql"], [_typed(tag, value) for tag, value in spec.get("args", [])]
+    if spec.get("single"):
+        from libs.tenancy.database import _single_statement_sql
+
+        single = _single_statement_sql(sql, len(args) + 1, caller is not None)
+        params = [*args, spec["org"], *([uuid.UUID(caller), roles] if caller else [])]
+
+        async def call(i: int) -> None:
+            async with pool.acquire() as conn:
+                await conn.fetch(single, *params)
+
+        return Load(call=call, close=pool.close)
+
+    begin = begin_sql(spec["org"], caller=caller, roles=tuple(roles), readonly=spec.get("readonly", False))
 
     async def call(i: int) -> None:
         async with pool.acquire() as conn:

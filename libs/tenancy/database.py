@@ -120,6 +120,11 @@ class SingleStatement:
             raise DeadlineExceeded("the database query ran out of time", reason="DATABASE_TIMEOUT") from None
 
 
+# What a repository's read function takes: a connection in a transaction, or the one
+# statement of single_read().
+ReadConnection = asyncpg.Connection | SingleStatement
+
+
 def statement_timeout_ms() -> int:
     remaining = time_remaining()
     if remaining is None:

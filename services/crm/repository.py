@@ -27,6 +27,7 @@ from libs.filtering import (
     to_uuid,
 )
 from libs.persistence import IN_ORG, PageRequest, etag_of, insert_sql, keyset_after, order_by, update_sql
+from libs.tenancy.database import ReadConnection
 from services.crm import domain
 from services.crm.domain import Client, StatusChange
 
@@ -136,11 +137,11 @@ async def insert_client_if_absent(conn: asyncpg.Connection, values: dict[str, ob
         return _client_or_none(await conn.fetchrow(sql, *args))
 
 
-async def get_client(conn: asyncpg.Connection, client_id: UUID, *, for_update: bool = False) -> Client | None:
+async def get_client(conn: ReadConnection, client_id: UUID, *, for_update: bool = False) -> Client | None:
     return _client_or_none(await conn.fetchrow(_GET_FOR_UPDATE if for_update else _GET, client_id))
 
 
-async def get_client_by_phone(conn: asyncpg.Connection, phone: str) -> Client | None:
+async def get_client_by_phone(conn: ReadConnection, phone: str) -> Client | None:
     return _client_or_none(await conn.fetchrow(_GET_BY_PHONE, phone))
 
 
