@@ -54,11 +54,48 @@ FIND_BOOKING = repo.FIND_BOOKING_SQL
 BOOK_INSERT = repo.BOOK_INSERT_SQL
 
 
+HISTORY_TOURS, HISTORY_SEATS = 2_000, 50
+HISTORY = f"Bench booked tours, {HISTORY_TOURS} x {HISTORY_SEATS}"  # the catalog's past: kept across runs
+
+
+async def _history(conn: asyncpg.Connection, org: uuid.UUID) -> None:
+    """Once per data set: 2,000 full tours of 50 bookings, one for each of 100,000 clients.
+    Without them tours and client_tours are nearly empty whenever a run starts (the last
+    run's are deleted), the planner plans BookTour's statements for tiny tables (sequential
+    scans), and each connection keeps those generic plans while the tables grow by thousands
+    of row versions a second, until autoanalyze happens by: every booking then cost more than
+    the last, by a different amount in each run. A catalog in use is never empty."""
+    if await conn.fetchval("SELECT count(*) FROM products WHERE organization_id = $1 AND name = $2", org, HISTORY):
+        return
+    async with conn.transaction():  # all of it or nothing: a half-made history would be kept
+        await _make_history(conn, org)
+
+
+async def _make_history(conn: asyncpg.Connection, org: uuid.UUID) -> None:
+    product = await conn.fetchval(
+        "INSERT INTO products (organization_id, name, type, base_price) VALUES ($1, $2, 'TOUR', 450) RETURNING id",
+        org, HISTORY)
+    start = datetime.now(UTC) - timedelta(days=400)
+    await conn.execute(
+        "INSERT INTO tours (organization_id, product_id, start_date, end_date, max_participants, "
+        "current_participants, status) SELECT $1, $2, $3::timestamptz + n * interval '3 days', "
+        "$3::timestamptz + n * interval '3 days' + interval '2 days', $4, $4, 'FULL' FROM generate_series(1, $5) n", org, product, start, HISTORY_SEATS,
+        HISTORY_TOURS)
+    await conn.execute("""
+        INSERT INTO client_tours (organization_id, client_id, tour_id, status, participants)
+        SELECT $1, c.id, t.id, 'CONFIRMED', 1
+        FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM clients WHERE organization_id = $1
+              ORDER BY id LIMIT $3) c
+        JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM tours WHERE product_id = $2) t
+          ON t.n = c.n % $4""", org, product, HISTORY_TOURS * HISTORY_SEATS, HISTORY_TOURS)
+
+
 async def _prepare(admin_url: str, org: uuid.UUID, tours: int) -> tuple[list[str], list[str]]:
-    """Fresh tours for this run (an earlier run's are deleted, with their bookings) and the
-    ids of the organization's clients."""
+    """Fresh tours for this run (an earlier run's are deleted, with their bookings), the
+    catalog's history, and the ids of the organization's clients."""
     conn = await asyncpg.connect(admin_url)
     try:
+        await _history(conn, org)
         await conn.execute("DELETE FROM products WHERE organization_id = $1 AND name = $2", org, PRODUCT)
         product = await conn.fetchval(
             "INSERT INTO products (organization_id, name, type, base_price) VALUES ($1, $2, 'TOUR', 450) "

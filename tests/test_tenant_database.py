@@ -92,3 +92,51 @@ async def test_a_failed_transaction_is_ended_here_not_by_the_pool(one_connection
     assert "gone" not in await _partner_names(db, organization)
     async with db.pool.acquire() as conn:
         assert not conn.is_in_transaction()
+
+
+@pytest.mark.parametrize("unit, cancels", [("transaction", 1), ("transaction", 2), ("single_read", 1),
+                                           ("single_read", 2)])
+async def test_a_call_cancelled_mid_statement_leaves_nothing_behind(one_connection_db, organization, database,
+                                                                   caplog, unit, cancels):
+    """A client that hangs up cancels its handler in the middle of a statement (h2load does it
+    at the end of every run), and gRPC may cancel it again while it cleans up. The transaction
+    is rolled back, the statement stops on the server, the pool's connection is usable at
+    once, and nothing is logged as an ERROR."""
+    import asyncio
+    import logging
+
+    db = one_connection_db
+
+    async def hung_up() -> None:
+        if unit == "transaction":
+            async with db.transaction(organization) as conn:
+                await conn.execute("insert into partners (organization_id, name) values ($1, 'hung up')",
+                                   organization)
+                await conn.execute("select pg_sleep(30)")
+        else:
+            async with db.single_read(organization) as conn:
+                await conn.fetchval("select pg_sleep(30)")
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            call = asyncio.create_task(hung_up())
+            while not await _sleeping(database):  # in the middle of the statement
+                await asyncio.sleep(0.02)
+            call.cancel()
+            for _ in range(cancels - 1):
+                await asyncio.sleep(0)  # the handler is ending its transaction now
+                call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            assert "hung up" not in await _partner_names(db, organization)
+            assert not await _sleeping(database)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    async with db.pool.acquire() as conn:
+        assert not conn.is_in_transaction()
+
+
+async def _sleeping(database) -> bool:
+    async with await psycopg.AsyncConnection.connect(database.admin, autocommit=True) as conn:
+        cursor = await conn.execute("select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' "
+                                    "and state = 'active' and pid <> pg_backend_pid()")
+        return (await cursor.fetchone())[0] > 0

@@ -15,7 +15,7 @@ transaction of its own, so the transaction-local setting ends with it.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -42,6 +42,24 @@ async def _rollback_if_open(conn: asyncpg.Connection) -> None:
     needs ending."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
+
+
+async def _end_failed_transaction(conn: asyncpg.Connection) -> None:
+    """Roll back here, so the pool never meets an open transaction (asyncpg would log that as
+    an ERROR): after a failed statement or COMMIT, and after a call cancelled by its client.
+    gRPC may cancel a handler again while it cleans up; the rollback then still runs to its
+    end (it is short: asyncpg first waits for the cancelled statement to stop). A connection
+    lost mid-call is already detached from the pool: nothing to end then."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    rollback = asyncio.ensure_future(conn.execute("ROLLBACK"))
+    while not rollback.done():
+        try:
+            await asyncio.shield(rollback)
+        except asyncio.CancelledError:
+            continue  # cancelled again: the caller re-raises its first cancellation anyway
+        except Exception:
+            return  # the connection broke: the pool discards it
 
 
 def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool, caller: UUID | None = None,
@@ -168,12 +186,7 @@ class TenantDatabase:
                 yield conn
                 await conn.execute("COMMIT")
             except BaseException:
-                # End the failed transaction here (a failed COMMIT or a call cancelled by its
-                # client included), so the pool never meets an open one. A connection lost
-                # mid-call is already detached from the pool: nothing to end then.
-                with contextlib.suppress(Exception):
-                    if not conn.is_closed() and conn.is_in_transaction():
-                        await conn.execute("ROLLBACK")
+                await _end_failed_transaction(conn)
                 raise
 
     @asynccontextmanager
