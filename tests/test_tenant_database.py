@@ -120,7 +120,7 @@ async def test_a_call_cancelled_mid_statement_leaves_nothing_behind(one_connecti
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             call = asyncio.create_task(hung_up())
-            while not await _sleeping(database):  # in the middle of the statement
+            while not await _sleeping(database):  # noqa: ASYNC110 - polls another server: in the statement
                 await asyncio.sleep(0.02)
             call.cancel()
             for _ in range(cancels - 1):

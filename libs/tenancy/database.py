@@ -50,7 +50,10 @@ async def _end_failed_transaction(conn: asyncpg.Connection) -> None:
     gRPC may cancel a handler again while it cleans up; the rollback then still runs to its
     end (it is short: asyncpg first waits for the cancelled statement to stop). A connection
     lost mid-call is already detached from the pool: nothing to end then."""
-    if conn.is_closed() or not conn.is_in_transaction():
+    try:
+        if conn.is_closed() or not conn.is_in_transaction():
+            return
+    except asyncpg.InterfaceError:  # lost: asyncpg has taken it back from this proxy
         return
     rollback = asyncio.ensure_future(conn.execute("ROLLBACK"))
     while not rollback.done():
