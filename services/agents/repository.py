@@ -35,6 +35,7 @@ from libs.filtering import (
     to_uuid,
 )
 from libs.persistence import IN_ORG, PageRequest, etag_of, insert_sql, keyset_after, update_sql
+from libs.tenancy.database import ReadConnection
 from services.agents import domain
 from services.agents.domain import (
     AgentConfiguration,
@@ -370,7 +371,7 @@ _DEFAULTS_PLAN = f"""
         WHERE {IN_ORG} AND agent_type = $1::agent_type AND is_active"""
 
 
-async def revision_and_assignment(conn: asyncpg.Connection, experiment_id: UUID | None,
+async def revision_and_assignment(conn: ReadConnection, experiment_id: UUID | None,
                                   client_id: UUID) -> tuple[int, Assignment | None]:
     row = await conn.fetchrow(_REVISION_AND_ASSIGNMENT, experiment_id, client_id)
     return row[0], _assignment(row[1:]) if row[1] is not None else None

@@ -292,9 +292,18 @@ class PromptsService:
         client_id, agent_type = domain.validate_resolve(request)
         organization = principal.organization_id
         cached = self.cache.get(organization, agent_type)
+        cached_experiment = cached.plan.experiment.id if cached and cached.plan.experiment else None
+        if cached is not None:
+            # The common call: the cached plan is current and the client already has its
+            # variant (or there is no experiment), so nothing is written: one statement, one
+            # round trip (single_read). Anything else takes the transaction below.
+            async with self.db.single_read() as conn:
+                revision, assigned = await repo.revision_and_assignment(conn, cached_experiment, client_id)
+            if cached.revision == revision and domain.variant_to_assign(cached.plan, client_id, assigned) is None:
+                self.cache.count(True)
+                return await self._resolved(cached.plan, assigned, newly_assigned=False)
         newly_assigned = False
         async with self.db.transaction() as conn:
-            cached_experiment = cached.plan.experiment.id if cached and cached.plan.experiment else None
             revision, assigned = await repo.revision_and_assignment(conn, cached_experiment, client_id)
             fresh = cached is not None and cached.revision == revision
             self.cache.count(fresh)
@@ -310,6 +319,10 @@ class PromptsService:
             if variant is not None:
                 assigned, newly_assigned = await repo.assign(conn, plan.experiment.id, client_id, variant,
                                                              plan.experiment.weights_version)
+        return await self._resolved(plan, assigned, newly_assigned)
+
+    async def _resolved(self, plan: domain.Plan, assigned: domain.Assignment | None,
+                        newly_assigned: bool) -> ResolvedPrompt:
         resolved = domain.resolve(plan, assigned, newly_assigned)
         if assigned is not None and not assigned.mirrored and resolved.source == "EXPERIMENT_VARIANT":
             await self._mirror(assigned)
