@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from libs.tenancy import database as database_module
 from libs.tenancy.database import NO_ORGANIZATION, TenantDatabase
 
 
@@ -94,10 +95,10 @@ async def test_a_failed_transaction_is_ended_here_not_by_the_pool(one_connection
         assert not conn.is_in_transaction()
 
 
-@pytest.mark.parametrize("unit, cancels", [("transaction", 1), ("transaction", 2), ("single_read", 1),
-                                           ("single_read", 2)])
+@pytest.mark.parametrize("unit, cancels", [("transaction", 1), ("transaction", 2), ("first round trip", 1),
+                                           ("first round trip", 2), ("single_read", 1), ("single_read", 2)])
 async def test_a_call_cancelled_mid_statement_leaves_nothing_behind(one_connection_db, organization, database,
-                                                                   caplog, unit, cancels):
+                                                                   caplog, monkeypatch, unit, cancels):
     """A client that hangs up cancels its handler in the middle of a statement (h2load does it
     at the end of every run), and gRPC may cancel it again while it cleans up. The transaction
     is rolled back, the statement stops on the server, the pool's connection is usable at
@@ -108,7 +109,12 @@ async def test_a_call_cancelled_mid_statement_leaves_nothing_behind(one_connecti
     db = one_connection_db
 
     async def hung_up() -> None:
-        if unit == "transaction":
+        if unit == "first round trip":  # cancelled while BEGIN and the settings run
+            with monkeypatch.context() as patch:
+                patch.setattr(database_module, "_begin_sql", lambda *args, **kwargs: "BEGIN; SELECT pg_sleep(30)")
+                async with db.transaction(organization):
+                    pass
+        elif unit == "transaction":
             async with db.transaction(organization) as conn:
                 await conn.execute("insert into partners (organization_id, name) values ($1, 'hung up')",
                                    organization)

@@ -44,14 +44,18 @@ async def _rollback_if_open(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def _end_failed_transaction(conn: asyncpg.Connection) -> None:
+async def _end_failed_transaction(conn: asyncpg.Connection, cancelled: bool) -> None:
     """Roll back here, so the pool never meets an open transaction (asyncpg would log that as
     an ERROR): after a failed statement or COMMIT, and after a call cancelled by its client.
-    gRPC may cancel a handler again while it cleans up; the rollback then still runs to its
-    end (it is short: asyncpg first waits for the cancelled statement to stop). A connection
-    lost mid-call is already detached from the pool: nothing to end then."""
+
+    A cancelled call always rolls back: its statement was still running, so the connection's
+    transaction state is the one from before it (a call cancelled in its first round trip
+    looks idle, yet BEGIN has run). asyncpg's ROLLBACK first waits for the cancelled
+    statement to stop; when there was no transaction after all, PostgreSQL only warns. gRPC
+    may cancel a handler again while it cleans up: the rollback still runs to its end. A
+    connection lost mid-call is already detached from the pool: nothing to end then."""
     try:
-        if conn.is_closed() or not conn.is_in_transaction():
+        if conn.is_closed() or not (cancelled or conn.is_in_transaction()):
             return
     except asyncpg.InterfaceError:  # lost: asyncpg has taken it back from this proxy
         return
@@ -188,8 +192,8 @@ class TenantDatabase:
                 await conn.execute(begin)
                 yield conn
                 await conn.execute("COMMIT")
-            except BaseException:
-                await _end_failed_transaction(conn)
+            except BaseException as failure:
+                await _end_failed_transaction(conn, cancelled=isinstance(failure, asyncio.CancelledError))
                 raise
 
     @asynccontextmanager
