@@ -7,13 +7,14 @@ the big organization's 100,000 clients) with agents as a separate process callin
 crm, called with the AI agent's `agents` service token (the caller of the hot path):
 
 - ResolvePrompt, cached: a client already assigned in the running QUALIFICATION experiment,
-  whose plan is in the server's cache (a fixed request: h2load). Ceiling: the same transaction
-  through asyncpg (BEGIN + settings, the revision-and-assignment statement, COMMIT).
+  whose plan is in the server's cache (a fixed request: h2load). Ceiling: the same statement
+  through asyncpg as the service runs it (single_read: the organization setting and the
+  revision-and-assignment read in one statement, one round trip).
   Second ceiling: crm's GetClient with the same token (crm's "GetClient, agents service
-  token": the same server shape, interceptor and one statement in a three-round-trip
-  transaction): ResolvePrompt should cost what it costs. And what the cache saves, in SQL: the
-  same transaction reading the plan again (the live experiment with its variants, the default
-  variant and the active configuration).
+  token": the same server shape, interceptor and one single_read statement): ResolvePrompt
+  should cost what it costs. And what the cache saves, in SQL: a transaction reading the plan
+  again (the live experiment with its variants, the default variant and the active
+  configuration), as a call without the cache would.
 - ResolvePrompt, first assignment: every call a client never resolved, in a running
   COMMUNICATION experiment: the assignment insert, crm's UpdateClient (the mirror) and the
   mirror's mark. Ceiling: the same three transactions through asyncpg (agents' role, crm's
@@ -221,13 +222,13 @@ class _Pools:
     """agents' and crm's roles, and each service's transaction: the first round trip the
     service makes (bench.loadgen.begin_sql), the work, COMMIT."""
 
-    def __init__(self, agents: asyncpg.Pool, crm: asyncpg.Pool, begin: str) -> None:
-        self.agents, self.crm, self.begin = agents, crm, begin
+    def __init__(self, agents: asyncpg.Pool, crm: asyncpg.Pool, begin: str, org: str) -> None:
+        self.agents, self.crm, self.begin, self.org = agents, crm, begin, org
 
     @classmethod
     async def open(cls, spec: dict) -> _Pools:
         begin = begin_sql(spec["org"], caller=spec.get("caller"), roles=tuple(spec.get("roles", ())))
-        return cls(await sql_pool(spec["agents_dsn"]), await sql_pool(spec["crm_dsn"]), begin)
+        return cls(await sql_pool(spec["agents_dsn"]), await sql_pool(spec["crm_dsn"]), begin, spec["org"])
 
     async def transaction(self, pool: asyncpg.Pool, work):
         async with pool.acquire() as conn:
@@ -235,6 +236,14 @@ class _Pools:
             result = await work(conn)
             await conn.execute("COMMIT")
             return result
+
+    async def single(self, pool: asyncpg.Pool, sql: str, *args):
+        """One statement as TenantDatabase.single_read() runs it (no caller check: the
+        workloads call with the agents' service token)."""
+        from libs.tenancy.database import _single_statement_sql
+
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(_single_statement_sql(sql, len(args) + 1, False), *args, self.org)
 
     async def close(self) -> None:
         await self.agents.close()
@@ -246,9 +255,8 @@ async def resolve_cached_sql(spec: dict) -> Load:
     pools = await _Pools.open(spec)
     experiment, client = uuid.UUID(spec["experiment"]), uuid.UUID(spec["client"])
 
-    async def call(i: int) -> None:
-        await pools.transaction(pools.agents, lambda conn: conn.fetchrow(agents_repo._REVISION_AND_ASSIGNMENT,
-                                                                         experiment, client))
+    async def call(i: int) -> None:  # the cached call's one statement (single_read)
+        await pools.single(pools.agents, agents_repo._REVISION_AND_ASSIGNMENT, experiment, client)
 
     return Load(call=call, close=pools.close)
 
