@@ -16,6 +16,7 @@ transaction of its own, so the transaction-local setting ends with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -29,6 +30,7 @@ from libs.tenancy.context import admitted_roles, current_principal, require_prin
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 # Keep a little of the caller's deadline for the reply to travel back.
 DEADLINE_MARGIN_MS = 20
+ROLLBACK_TIMEOUT_S = 5.0  # waiting for a cancelled statement to stop included
 
 # Pass as organization_id for a transaction that sees no tenant rows at all (the policies'
 # app.current_org() is NULL): for the narrow SECURITY DEFINER lookups made before login.
@@ -59,14 +61,18 @@ async def _end_failed_transaction(conn: asyncpg.Connection, cancelled: bool) -> 
             return
     except asyncpg.InterfaceError:  # lost: asyncpg has taken it back from this proxy
         return
-    rollback = asyncio.ensure_future(conn.execute("ROLLBACK"))
+    # Bounded: a rollback that cannot finish (the cancelled statement never acknowledged) must
+    # not hold the handler, or a server's shutdown, for ever; the connection is dropped then.
+    rollback = asyncio.ensure_future(conn.execute("ROLLBACK", timeout=ROLLBACK_TIMEOUT_S))
     while not rollback.done():
         try:
             await asyncio.shield(rollback)
         except asyncio.CancelledError:
             continue  # cancelled again: the caller re-raises its first cancellation anyway
         except Exception:
-            return  # the connection broke: the pool discards it
+            with contextlib.suppress(Exception):
+                conn.terminate()  # broken or stuck: the pool opens a new one when needed
+            return
 
 
 def _begin_sql(org: UUID | str, timeout_ms: int, readonly: bool, caller: UUID | None = None,
