@@ -146,3 +146,36 @@ async def _sleeping(database) -> bool:
         cursor = await conn.execute("select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' "
                                     "and state = 'active' and pid <> pg_backend_pid()")
         return (await cursor.fetchone())[0] > 0
+
+
+async def test_a_busy_pool_is_a_deadline_exceeded_not_a_wait_for_ever(one_connection_db, organization):
+    """The pool's one connection is held by another call: a call with 0.3 s left gets
+    DEADLINE_EXCEEDED (DATABASE_TIMEOUT) once its time is up, and the pool serves again after."""
+    import asyncio
+
+    from libs.errors import DeadlineExceeded
+    from libs.tenancy import context as tenancy_context
+
+    db = one_connection_db
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction(organization, readonly=True):
+            held.set()
+            await release.wait()
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    try:
+        for unit in (lambda: db.transaction(organization, readonly=True), lambda: db.single_read(organization)):
+            tenancy_context.set_deadline(0.3)
+            with pytest.raises(DeadlineExceeded) as raised:
+                async with asyncio.timeout(10):  # a wait for ever fails here instead
+                    async with unit():
+                        pass
+            assert raised.value.reason == "DATABASE_TIMEOUT"
+    finally:
+        tenancy_context.set_deadline(None)
+        release.set()
+        await task
+    assert await _partner_names(db, organization) == []

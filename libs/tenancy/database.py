@@ -191,9 +191,10 @@ class TenantDatabase:
         # admits): see auth.assert_caller in migrations/versions/0004.
         caller = principal.user_id if principal is not None and \
             principal.organization_id == organization_id else None
-        begin = _begin_sql(organization_id, statement_timeout_ms(), readonly, caller,
+        timeout_ms = statement_timeout_ms()
+        begin = _begin_sql(organization_id, timeout_ms, readonly, caller,
                            admitted_roles() if caller is not None else frozenset())
-        async with self.pool.acquire() as conn:
+        async with self._connection(timeout_ms / 1000) as conn:
             try:
                 await conn.execute(begin)
                 yield conn
@@ -220,8 +221,22 @@ class TenantDatabase:
             principal.organization_id == organization_id else None
         roles = sorted(admitted_roles()) if caller is not None else []
         timeout = statement_timeout_ms() / 1000
-        async with self.pool.acquire() as conn:
+        async with self._connection(timeout) as conn:
             yield SingleStatement(conn, org_text, caller, roles, timeout)
+
+    @asynccontextmanager
+    async def _connection(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, waited for no longer than the call's time (at most the default
+        statement timeout): a pool that stays busy is a DEADLINE_EXCEEDED, never a call that
+        waits for ever."""
+        try:
+            conn = await self.pool.acquire(timeout=timeout)
+        except TimeoutError:
+            raise DeadlineExceeded("no database connection was free in time", reason="DATABASE_TIMEOUT") from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
 
     async def ping(self) -> None:
         """Raises unless the database answers (used by health checks)."""
