@@ -240,10 +240,11 @@ class _Pools:
     async def single(self, pool: asyncpg.Pool, sql: str, *args):
         """One statement as TenantDatabase.single_read() runs it (no caller check: the
         workloads call with the agents' service token)."""
-        from libs.tenancy.database import _single_statement_sql
+        from libs.tenancy.database import single_statement
 
+        statement, params = single_statement(sql, args, self.org)
         async with pool.acquire() as conn:
-            return await conn.fetchrow(_single_statement_sql(sql, len(args) + 1, False), *args, self.org)
+            return await conn.fetchrow(statement, *params)
 
     async def close(self) -> None:
         await self.agents.close()

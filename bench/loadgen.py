@@ -231,10 +231,9 @@ async def sql_query(spec: dict) -> Load:
     caller, roles = spec.get("caller"), sorted(spec.get("roles", ()))
     sql, args = spec["sql"], [_typed(tag, value) for tag, value in spec.get("args", [])]
     if spec.get("single"):
-        from libs.tenancy.database import _single_statement_sql
+        from libs.tenancy.database import single_statement
 
-        single = _single_statement_sql(sql, len(args) + 1, caller is not None)
-        params = [*args, spec["org"], *([uuid.UUID(caller), roles] if caller else [])]
+        single, params = single_statement(sql, args, spec["org"], uuid.UUID(caller) if caller else None, roles)
 
         async def call(i: int) -> None:
             async with pool.acquire() as conn:

@@ -116,6 +116,16 @@ def _single_statement_sql(sql: str, first_param: int, caller_check: bool) -> str
             f"OFFSET 0) q")
 
 
+def single_statement(sql: str, args: Sequence, org_text: str, caller: UUID | None = None,
+                     roles: Sequence[str] = ()) -> tuple[str, list]:
+    """`sql` with `args` as single_read() runs it: the statement text and all its parameters
+    (the organization, and for a user's call the caller and the roles the method admits)."""
+    params = [*args, org_text]
+    if caller is not None:
+        params += [caller, list(roles)]
+    return _single_statement_sql(sql, len(args) + 1, caller is not None), params
+
+
 class SingleStatement:
     """What `TenantDatabase.single_read()` yields: room for one read statement (`fetch`,
     `fetchrow` or `fetchval`, as on an asyncpg connection, so repositories take it as `conn`),
@@ -139,14 +149,11 @@ class SingleStatement:
         if self._used:  # a second statement would be a second transaction, with its own snapshot
             raise RuntimeError("single_read() runs one statement; use transaction() for more")
         self._used = True
-        params = [*args, self._org]
-        if self._caller is not None:
-            params += [self._caller, list(self._roles)]
+        statement, params = single_statement(sql, args, self._org, self._caller, self._roles)
         try:
             # A transaction-local statement_timeout cannot bound the statement that sets it:
             # the caller's deadline bounds it from here (asyncpg cancels the query on timeout).
-            return await method(_single_statement_sql(sql, len(args) + 1, self._caller is not None), *params,
-                                timeout=self._timeout)
+            return await method(statement, *params, timeout=self._timeout)
         except TimeoutError:
             raise DeadlineExceeded("the database query ran out of time", reason="DATABASE_TIMEOUT") from None
 
